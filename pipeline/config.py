@@ -1,0 +1,193 @@
+"""One typed configuration object for the whole pipeline.
+
+Every knob lives here, with its default and its validation. The CLI, the tests and the runners
+build a `PipelineConfig`; components receive the parts they need as JSON through TFX's
+`custom_config`, so the trainer code sees the same values the user set.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+EMBEDDED_DATASETS = ("shapes", "digits")
+BACKBONES = ("resnet18", "resnet50")
+AUGMENT_PRESETS = ("imagenet", "cifar", "mild")
+
+# The three fixed splits every data source is cut into. Pre-training sees only `pretrain`; the
+# linear probe trains on `probe_train`; `eval` is used by nothing but the final measurements.
+SPLITS = ("pretrain", "probe_train", "eval")
+
+
+class ConfigError(ValueError):
+    """A user mistake in the configuration; the CLI prints it as one line."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    dataset: str = "shapes"
+    image_size: int = 32
+    # Size of the generated embedded datasets (shapes only; digits has 1,797 images).
+    shapes_per_split: tuple[int, int, int] = (3000, 1000, 1000)
+    seed: int = 0
+    # Augmentation policy applied on the fly by the Trainer (see trainer/augment.py). None picks
+    # the dataset's default: "cifar" for shapes, "mild" for digits.
+    augment: Optional[str] = None
+
+    def augment_preset(self) -> str:
+        if self.augment:
+            return self.augment
+        return "mild" if self.dataset == "digits" else "cifar"
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    backbone: str = "resnet18"
+    width: int = 16  # channels of the first stage; 64 is the standard ResNet-18
+    epochs: int = 20
+    batch_size: int = 256
+    # Projection / prediction dimension d. None: 2048 for ResNet-50, 16 x width for ResNet-18.
+    proj_dim: Optional[int] = None
+    # lr = base_lr * batch / 256 (paper: 0.05 for ImageNet-size, 0.03 for CIFAR-size). None: by size.
+    base_lr: Optional[float] = None
+    weight_decay: Optional[float] = None  # None: 5e-4 for CIFAR-size, 1e-4 for ImageNet-size
+    momentum: float = 0.9
+    warmup_epochs: int = 0
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    # kNN monitor each epoch on (eval vs probe_train); 0 disables it.
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    fail_on_collapse: bool = False
+
+    def is_cifar_size(self, image_size: int) -> bool:
+        return image_size <= 96
+
+    def resolved(self, image_size: int) -> "PretrainConfig":
+        """A copy with every `None` replaced by the paper's value for this image size."""
+        small = self.is_cifar_size(image_size)
+        return dataclasses.replace(
+            self,
+            proj_dim=self.proj_dim or (2048 if self.backbone == "resnet50" else 16 * self.width),
+            base_lr=self.base_lr if self.base_lr is not None else (0.03 if small else 0.05),
+            weight_decay=self.weight_decay if self.weight_decay is not None else (5e-4 if small else 1e-4),
+        )
+
+
+@dataclasses.dataclass
+class ProbeConfig:
+    # L2 strength of the multinomial logistic regression fitted on frozen features (sklearn's C
+    # is its inverse). Fixed, not tuned: the eval split must not be used to choose anything.
+    l2: float = 1e-4
+    batch_size: int = 256
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    # Absolute floor on eval-split accuracy. 0.5 on shapes: five times chance (0.1), and well
+    # below what the default 20-epoch run reaches, so a blessed default run means "it learned".
+    min_accuracy: float = 0.5
+    # How much accuracy may drop against the last blessed model and still be blessed.
+    max_regression: float = 0.0
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    output_dir: str = "outputs"
+    pipeline_name: str = "simsiam-tfx"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
+    probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    enable_cache: bool = True
+    # Extra Beam flags for the Beam-based components; the default runs Beam in this process.
+    beam_pipeline_args: list[str] = dataclasses.field(
+        default_factory=lambda: ["--runner=DirectRunner", "--direct_running_mode=in_memory",
+                                 "--direct_num_workers=1"])
+
+    # ---- paths, all under output_dir ------------------------------------------------------
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "tfx")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.output_dir, "serving_model")
+
+    @property
+    def data_root(self) -> str:
+        return os.path.join(self.output_dir, "data")
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(self.output_dir, "run_summary.json")
+
+    # ---- validation and (de)serialisation -------------------------------------------------
+    def validate(self) -> "PipelineConfig":
+        d, p = self.data, self.pretrain
+        _check(d.dataset in EMBEDDED_DATASETS,
+               f"unknown dataset {d.dataset!r}; choose one of {', '.join(EMBEDDED_DATASETS)}")
+        _check(16 <= d.image_size <= 512, f"--image-size must be in [16, 512], got {d.image_size}")
+        _check(all(n >= 10 for n in d.shapes_per_split),
+               f"each shapes split needs at least 10 images, got {d.shapes_per_split}")
+        _check(d.augment is None or d.augment in AUGMENT_PRESETS,
+               f"unknown augmentation preset {d.augment!r}; choose one of {', '.join(AUGMENT_PRESETS)}")
+        _check(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        _check(p.width >= 1, f"--width must be >= 1, got {p.width}")
+        _check(p.epochs >= 1, f"--epochs must be >= 1, got {p.epochs}")
+        _check(p.batch_size >= 2, f"--batch-size must be >= 2 (BatchNorm needs a batch), got {p.batch_size}")
+        _check(p.precision in ("fp32", "bf16", "fp16"), f"--precision must be fp32, bf16 or fp16, got {p.precision!r}")
+        _check(p.warmup_epochs < p.epochs, "warm-up must be shorter than training")
+        _check(0.0 <= self.eval.min_accuracy <= 1.0,
+               f"--min-accuracy must be in [0, 1], got {self.eval.min_accuracy}")
+        _check(self.eval.max_regression >= 0.0, "--max-regression must be >= 0")
+        _check(self.probe.l2 >= 0.0, "probe l2 must be >= 0")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "PipelineConfig":
+        sections = {"data": DataConfig, "pretrain": PretrainConfig, "probe": ProbeConfig, "eval": EvalConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in sections:
+                kwargs[key] = _build(sections[key], value, key)
+            elif key in {f.name for f in dataclasses.fields(cls)}:
+                kwargs[key] = value
+            else:
+                raise ConfigError(f"unknown configuration key {key!r}")
+        config = cls(**kwargs)
+        config.data.shapes_per_split = tuple(config.data.shapes_per_split)
+        return config
+
+    @classmethod
+    def from_json_file(cls, path: str) -> "PipelineConfig":
+        try:
+            with open(path) as f:
+                return cls.from_dict(json.load(f))
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
+
+
+def _build(section_cls, value: dict[str, Any], name: str):
+    if not isinstance(value, dict):
+        raise ConfigError(f"configuration section {name!r} must be an object")
+    known = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = set(value) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {name!r}: {', '.join(sorted(unknown))}")
+    return section_cls(**value)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)

@@ -1,0 +1,104 @@
+"""create_pipeline(config): the SimSiam TFX pipeline, in the order of its diagram.
+
+    ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform
+      -> SimSiamPretrain (Trainer) -> LinearProbe (Trainer, base_model = pre-trained encoder)
+      -> Resolver (latest blessed model) -> Evaluator (accuracy floor, no regression) -> Pusher
+"""
+from __future__ import annotations
+
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from pipeline.config import SPLITS, PipelineConfig
+from trainer.export import PREDICTION_KEY
+
+PRETRAIN_RUN_FN = "trainer.pretrain.run_fn"
+PROBE_RUN_FN = "trainer.probe.run_fn"
+PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """Accuracy on the eval split: above the floor, and no worse than the last blessed model."""
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key="label",
+                                    prediction_key=PREDICTION_KEY)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
+            class_name="SparseCategoricalAccuracy",
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.eval.min_accuracy}),
+                # TFMA needs a strictly negative bound to allow "equal"; 1e-10 stands for zero.
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -max(config.eval.max_regression, 1e-10)})))])])
+
+
+def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    custom = {"config": config.to_dict(), "num_classes": num_classes}
+
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=input_base,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=split, pattern=f"{split}/*") for split in SPLITS]))
+
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN, custom_config={"image_size": config.data.image_size},
+        # The preprocessing has no analyzers; analysing the pre-training split alone is cheapest.
+        splits_config=tfx.proto.SplitsConfig(analyze=["pretrain"], transform=list(SPLITS)))
+
+    pretrain = tfx.components.Trainer(
+        run_fn=PRETRAIN_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["pretrain"]),
+        # Not for validation: the kNN monitor's reference (probe_train) and query (eval) sets.
+        eval_args=tfx.proto.EvalArgs(splits=["probe_train", "eval"]),
+        custom_config=custom).with_id("SimSiamPretrain")
+
+    probe = tfx.components.Trainer(
+        run_fn=PROBE_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        base_model=pretrain.outputs["model"],
+        train_args=tfx.proto.TrainArgs(splits=["probe_train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=custom).with_id("LinearProbe")
+
+    latest_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("LatestBlessedModelResolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=probe.outputs["model"],
+        baseline_model=latest_blessed.outputs["model"],
+        example_splits=["eval"],
+        eval_config=eval_config(config))
+
+    pusher = tfx.components.Pusher(
+        model=probe.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                    pretrain, probe, latest_blessed, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args))

@@ -1,0 +1,152 @@
+"""run_summary.json: what the last pipeline run did, read back from its artifacts in MLMD."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.config import SPLITS, PipelineConfig
+
+_STATE_NAMES = {metadata_store_pb2.Execution.COMPLETE: "executed", metadata_store_pb2.Execution.CACHED: "cached",
+                metadata_store_pb2.Execution.FAILED: "failed"}
+
+
+class RunRecord:
+    """The executions and output artifacts of one pipeline run, per node id."""
+
+    def __init__(self, metadata_path: str, pipeline_name: str):
+        config = metadata_store_pb2.ConnectionConfig()
+        config.sqlite.filename_uri = metadata_path
+        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+        self.store = mlmd.MetadataStore(config)
+        runs = self.store.get_contexts_by_type("pipeline_run")
+        if not runs:
+            raise RuntimeError(f"no pipeline run recorded in {metadata_path}")
+        run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+        self.run_id = run.name
+        self.executions: dict[str, metadata_store_pb2.Execution] = {}
+        prefix = f"{pipeline_name}."
+        for execution in self.store.get_executions_by_context(run.id):
+            for context in self.store.get_contexts_by_execution(execution.id):
+                if context.type == "node" and context.name.startswith(prefix):
+                    self.executions[context.name[len(prefix):]] = execution
+
+    def states(self) -> dict[str, str]:
+        return {node: _STATE_NAMES.get(e.last_known_state, "other") for node, e in sorted(self.executions.items())}
+
+    def output(self, node: str, key: str) -> Optional[metadata_store_pb2.Artifact]:
+        execution = self.executions.get(node)
+        if execution is None:
+            return None
+        for event in self.store.get_events_by_execution_ids([execution.id]):
+            if event.type == metadata_store_pb2.Event.OUTPUT and any(
+                    step.key == key for step in event.path.steps if step.HasField("key")):
+                return self.store.get_artifacts_by_id([event.artifact_id])[0]
+        return None
+
+
+def _read_json(path: str) -> Optional[dict]:
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _split_counts(statistics_uri: str) -> dict[str, int]:
+    import tensorflow_data_validation as tfdv
+    counts = {}
+    for split in SPLITS:
+        path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
+        if os.path.exists(path):
+            counts[split] = int(tfdv.load_stats_binary(path).datasets[0].num_examples)
+    return counts
+
+
+def _evaluation(evaluation_uri: str) -> dict[str, Any]:
+    import tensorflow_model_analysis as tfma
+    result: dict[str, Any] = {"accuracy": None, "baseline_accuracy": None, "failures": []}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        for key in metrics.metric_keys_and_values:
+            if key.key.name == "sparse_categorical_accuracy":
+                target = "baseline_accuracy" if key.key.model_name == "baseline" else "accuracy"
+                if not key.key.HasField("sub_key") and not key.key.is_diff:
+                    result[target] = float(key.value.double_value.value)
+    validation = tfma.load_validation_result(evaluation_uri)
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            result["failures"].append(failure.message or str(failure.metric_threshold).replace("\n", " "))
+    return result
+
+
+def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[str, Any]:
+    record = RunRecord(config.metadata_path, config.pipeline_name)
+    summary: dict[str, Any] = {"dataset": dataset, "run_id": record.run_id, "components": record.states()}
+
+    statistics = record.output("StatisticsGen", "statistics")
+    summary["examples"] = _split_counts(statistics.uri) if statistics else {}
+
+    pretrain_model_run = record.output("SimSiamPretrain", "model_run")
+    pretrain = _read_json(os.path.join(pretrain_model_run.uri, "pretrain_metrics.json")) if pretrain_model_run else None
+    if pretrain:
+        pretrain.pop("history", None)  # per-epoch values live in the Trainer's TensorBoard logs
+        pretrain["tensorboard"] = os.path.join(pretrain_model_run.uri, "tensorboard")
+    summary["pretrain"] = pretrain
+
+    probe_model_run = record.output("LinearProbe", "model_run")
+    summary["probe"] = _read_json(os.path.join(probe_model_run.uri, "probe_metrics.json")) if probe_model_run else None
+
+    evaluation = record.output("Evaluator", "evaluation")
+    blessing = record.output("Evaluator", "blessing")
+    evaluator = _evaluation(evaluation.uri) if evaluation else {"accuracy": None, "failures": []}
+    evaluator["threshold"] = config.eval.min_accuracy
+    evaluator["max_regression"] = config.eval.max_regression
+    evaluator["blessed"] = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
+    summary["evaluator"] = evaluator
+
+    pushed = record.output("Pusher", "pushed_model")
+    was_pushed = bool(pushed and pushed.custom_properties["pushed"].int_value == 1)
+    summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value if was_pushed else None
+    summary["seconds_total"] = seconds_total
+    return summary
+
+
+def write(summary: dict[str, Any], path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=False)
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """A short human-readable account of the run."""
+    lines = [f"SimSiam TFX run on '{summary['dataset']}' finished in {summary['seconds_total']:.0f} s."]
+    ex = summary.get("examples") or {}
+    if ex:
+        lines.append("  examples: " + ", ".join(f"{k} {v}" for k, v in ex.items()))
+    cached = [n for n, s in summary.get("components", {}).items() if s == "cached"]
+    if cached:
+        lines.append("  reused from cache: " + ", ".join(cached))
+    pre = summary.get("pretrain")
+    if pre:
+        knn = f", kNN accuracy {pre['knn_accuracy']:.3f}" if pre.get("knn_accuracy") is not None else ""
+        lines.append(f"  pre-training: {pre['epochs']} epochs, final loss {pre['final_loss']:.3f}, "
+                     f"z-std {pre['z_std']:.4f} (healthy {pre['z_std_healthy']:.4f}){knn}, "
+                     f"{pre['images_per_second']:.0f} images/s" + ("  -- COLLAPSED" if pre.get("collapsed") else ""))
+    probe = summary.get("probe")
+    if probe:
+        gain = probe["gain_over_random_init"]
+        verdict = ("pre-training beats the random-init encoder" if gain > 0 else
+                   "pre-training has NOT beaten the random-init encoder yet (train longer)")
+        lines.append(f"  linear probe: {probe['accuracy']:.3f} vs random-init encoder {probe['random_init_accuracy']:.3f} "
+                     f"({gain:+.3f}): {verdict}")
+    ev = summary["evaluator"]
+    acc = "n/a" if ev.get("accuracy") is None else f"{ev['accuracy']:.3f}"
+    if ev["blessed"]:
+        lines.append(f"  evaluator: accuracy {acc} >= floor {ev['threshold']} and no regression: BLESSED")
+    else:
+        why = "; ".join(ev.get("failures") or []) or "see the Evaluator's validation result"
+        lines.append(f"  evaluator: accuracy {acc}, floor {ev['threshold']}: NOT blessed ({why})")
+    lines.append(f"  pushed model: {summary['pushed_model'] or 'none (nothing pushed; earlier pushes are untouched)'}")
+    return "\n".join(lines)

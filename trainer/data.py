@@ -1,0 +1,88 @@
+"""The Trainers' tf.data input: transformed examples -> images (and labels, or two views).
+
+Transform stores each image as a serialized uint8 tensor (see components/preprocessing.py); this
+module is the one place that turns it back into float32 pixels in [0, 1], for training and for
+the serving signatures alike.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from trainer import augment
+
+IMAGE_KEY = "image"
+LABEL_KEY = "label"
+
+# Decoded uint8 images are cached in memory when they fit under this many bytes; above it they
+# are re-read each epoch (still only a cheap parse of the compact transformed bytes).
+CACHE_MAX_BYTES = 2 << 30
+
+
+def decode_image(serialized: tf.Tensor, image_size: int) -> tf.Tensor:
+    """One serialized uint8 (S, S, 3) tensor -> float32 image in [0, 1]."""
+    image = tf.io.parse_tensor(serialized, tf.uint8)
+    image = tf.ensure_shape(image, (image_size, image_size, 3))
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def decode_images(serialized: tf.Tensor, image_size: int) -> tf.Tensor:
+    """A batch of serialized images -> float32 (B, S, S, 3)."""
+    serialized = tf.reshape(serialized, [-1])
+    return tf.map_fn(lambda s: decode_image(s, image_size), serialized,
+                     fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.float32))
+
+
+def _records(file_patterns: list[str]) -> tf.data.Dataset:
+    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no transformed examples match {file_patterns}")
+    return tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
+
+
+def _parse(with_labels: bool):
+    spec = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+    if with_labels:
+        spec[LABEL_KEY] = tf.io.FixedLenFeature([], tf.int64)
+
+    def parse(records):
+        return tf.io.parse_example(records, spec)
+    return parse
+
+
+def count_examples(file_patterns: list[str]) -> int:
+    return int(_records(file_patterns).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+def _maybe_cache(ds: tf.data.Dataset, num_examples: int, image_size: int) -> tf.data.Dataset:
+    return ds.cache() if num_examples * image_size * image_size * 3 <= CACHE_MAX_BYTES else ds
+
+
+def labelled_images(file_patterns: list[str], image_size: int, batch_size: int) -> tf.data.Dataset:
+    """Finite, in file order, no augmentation: (images, labels) batches for probes and monitors."""
+    ds = _records(file_patterns).batch(1024).map(_parse(True), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    ds = ds.map(lambda ex: (decode_image(ex[IMAGE_KEY], image_size), ex[LABEL_KEY]),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def pretrain_views(file_patterns: list[str], image_size: int, batch_size: int,
+                   config: augment.AugmentConfig, seed: int, num_examples: int) -> tf.data.Dataset:
+    """Endless, reshuffled every epoch: batches of (view1, view2), both views of the same images.
+
+    One random stream (`Dataset.random`) gives every example of every epoch its own seed, from
+    which its two views' seeds are split; nothing repeats between epochs and a fixed `seed`
+    reproduces the whole stream.
+    """
+    ds = _records(file_patterns).batch(1024).map(_parse(False), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    ds = ds.map(lambda ex: tf.io.parse_tensor(ex[IMAGE_KEY], tf.uint8), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = _maybe_cache(ds, num_examples, image_size)
+    ds = ds.shuffle(min(num_examples, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+
+    def views(image, example_seed):
+        image = tf.cast(tf.ensure_shape(image, (image_size, image_size, 3)), tf.float32) / 255.0
+        return augment.two_views(image, example_seed, config, image_size)
+
+    ds = ds.map(views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,42 @@
+"""Serving signatures of the pushed model.
+
+- `serving_default`: serialized raw `tf.Example`s (what TFMA and TF Serving's predict send) ->
+  class probabilities, predicted class and embedding.
+- `serve_image_bytes`: encoded image bytes (JPEG, PNG, ... of any size) -> the same outputs.
+
+Both run the Transform graph first (decode, resize), so serving preprocessing is exactly
+training preprocessing.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras as keras
+
+from trainer import data
+
+PREDICTION_KEY = "probabilities"
+
+
+def save_serving_model(classifier: keras.Model, tft_output, image_size: int, path: str) -> None:
+    classifier.tft_layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    raw_spec.pop(data.LABEL_KEY, None)
+
+    def predict(raw_features):
+        transformed = classifier.tft_layer(raw_features)
+        images = data.decode_images(transformed[data.IMAGE_KEY], image_size)
+        outputs = classifier(images, training=False)
+        return {PREDICTION_KEY: outputs["probabilities"],
+                "class_id": tf.argmax(outputs["probabilities"], axis=1),
+                "embedding": outputs["embedding"]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized):
+        return predict(tf.io.parse_example(serialized, raw_spec))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_image_bytes(image_bytes):
+        return predict({data.IMAGE_KEY: image_bytes})
+
+    classifier.save(path, include_optimizer=False,
+                    signatures={"serving_default": serve_examples, "serve_image_bytes": serve_image_bytes})

@@ -1,0 +1,84 @@
+"""Training monitors: kNN accuracy of the features and collapse detection, once per epoch."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+
+def knn_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
+                 test_labels: np.ndarray, k: int = 200, temperature: float = 0.1,
+                 num_classes: Optional[int] = None) -> float:
+    """Weighted kNN top-1 accuracy (Wu et al. 2018): cosine similarity, votes exp(sim / T)."""
+    num_classes = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
+    k = min(k, len(train_features))
+    train = tf.math.l2_normalize(tf.constant(train_features, tf.float32), axis=1)
+    test = tf.math.l2_normalize(tf.constant(test_features, tf.float32), axis=1)
+    labels = tf.constant(train_labels, tf.int64)
+    correct = 0
+    for start in range(0, len(test_features), 1024):
+        sims = tf.matmul(test[start:start + 1024], train, transpose_b=True)
+        top_sims, top_idx = tf.math.top_k(sims, k=k)
+        votes = tf.one_hot(tf.gather(labels, top_idx), num_classes) * tf.exp(top_sims / temperature)[..., None]
+        predicted = tf.argmax(tf.reduce_sum(votes, axis=1), axis=1)
+        correct += int(tf.reduce_sum(tf.cast(predicted == test_labels[start:start + 1024], tf.int32)))
+    return correct / len(test_features)
+
+
+def healthy_z_std(dim: int) -> float:
+    return 1.0 / math.sqrt(dim)
+
+
+def is_collapsed(z_std: float, dim: int, loss: float, ratio: float = 0.1) -> bool:
+    """Collapse: the normalised outputs barely vary (std < ratio / sqrt(d)) or the loss sits at -1."""
+    return z_std < ratio * healthy_z_std(dim) or loss <= -0.999
+
+
+def extract_features(encoder: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder features in inference mode (BatchNorm uses its moving statistics) and labels."""
+    feats, labels = [], []
+    for images, y in dataset:
+        feats.append(encoder(images, training=False).numpy())
+        labels.append(y.numpy())
+    return np.concatenate(feats).astype(np.float32), np.concatenate(labels).reshape(-1)
+
+
+class EpochMonitor(keras.callbacks.Callback):
+    """Logs loss, learning rate, z-std (and its healthy value) and kNN accuracy every epoch.
+
+    Values go to TensorBoard (`log_dir`) and to `history`, a list of per-epoch dicts.
+    """
+
+    def __init__(self, log_dir: str, dim: int, knn_data: Optional[tuple[tf.data.Dataset, tf.data.Dataset]],
+                 knn_k: int, knn_temperature: float, num_classes: int,
+                 learning_rate: Callable[[], float]):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.dim, self.knn_data, self.knn_k, self.knn_temperature = dim, knn_data, knn_k, knn_temperature
+        self.num_classes, self.learning_rate = num_classes, learning_rate
+        self.history: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1, "loss": float(logs["loss"]), "z_std": float(logs["z_std"]),
+               "learning_rate": float(self.learning_rate())}
+        if self.knn_data is not None and self.knn_k > 0:
+            train_x, train_y = extract_features(self.model.encoder, self.knn_data[0])
+            test_x, test_y = extract_features(self.model.encoder, self.knn_data[1])
+            row["knn_accuracy"] = knn_accuracy(train_x, train_y, test_x, test_y, self.knn_k,
+                                               self.knn_temperature, self.num_classes)
+        row["collapsed"] = is_collapsed(row["z_std"], self.dim, row["loss"])
+        with self.writer.as_default(step=epoch + 1):
+            for key, value in row.items():
+                if key != "epoch":
+                    tf.summary.scalar(f"monitor/{key}", float(value))
+            tf.summary.scalar("monitor/z_std_healthy", healthy_z_std(self.dim))
+        self.writer.flush()
+        self.history.append(row)
+        knn = f" knn={row['knn_accuracy']:.3f}" if "knn_accuracy" in row else ""
+        print(f"[pretrain] epoch {epoch + 1}: loss={row['loss']:.4f} z_std={row['z_std']:.4f} "
+              f"(healthy {healthy_z_std(self.dim):.4f}) lr={row['learning_rate']:.4g}{knn}"
+              f"{'  COLLAPSED' if row['collapsed'] else ''}", flush=True)
