@@ -152,6 +152,11 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def trainer_dict(self) -> dict[str, Any]:
+        """The sections the Trainers read. Only these enter their TFX execution properties, so
+        changing e.g. the accuracy floor or the output folder leaves the Trainers cached."""
+        return {key: dataclasses.asdict(getattr(self, key)) for key in ("data", "pretrain", "probe")}
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "PipelineConfig":
         sections = {"data": DataConfig, "pretrain": PretrainConfig, "probe": ProbeConfig, "eval": EvalConfig}

@@ -36,7 +36,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
 
 def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    custom = {"config": config.to_dict(), "num_classes": num_classes}
+    custom = {"config": config.trainer_dict(), "num_classes": num_classes}
 
     example_gen = tfx.components.ImportExampleGen(
         input_base=input_base,

@@ -66,6 +66,17 @@ def _split_counts(statistics_uri: str) -> dict[str, int]:
     return counts
 
 
+def _describe_failure(failure) -> str:
+    threshold = failure.metric_threshold
+    value = failure.metric_value.double_value.value
+    if threshold.HasField("value_threshold"):
+        return f"accuracy {value:.4f} is below the floor {threshold.value_threshold.lower_bound.value:g}"
+    if threshold.HasField("change_threshold"):
+        return (f"accuracy changed by {value:+.4f} against the last blessed model, more than the allowed "
+                f"{-threshold.change_threshold.absolute.value:.2g} drop")
+    return failure.message or str(threshold).replace("\n", " ")
+
+
 def _evaluation(evaluation_uri: str) -> dict[str, Any]:
     import tensorflow_model_analysis as tfma
     result: dict[str, Any] = {"accuracy": None, "baseline_accuracy": None, "failures": []}
@@ -78,7 +89,7 @@ def _evaluation(evaluation_uri: str) -> dict[str, Any]:
     validation = tfma.load_validation_result(evaluation_uri)
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
-            result["failures"].append(failure.message or str(failure.metric_threshold).replace("\n", " "))
+            result["failures"].append(_describe_failure(failure))
     return result
 
 

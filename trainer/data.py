@@ -67,15 +67,21 @@ def labelled_images(file_patterns: list[str], image_size: int, batch_size: int) 
 
 def pretrain_views(file_patterns: list[str], image_size: int, batch_size: int,
                    config: augment.AugmentConfig, seed: int, num_examples: int) -> tf.data.Dataset:
-    """Endless, reshuffled every epoch: batches of (view1, view2), both views of the same images.
-
-    One random stream (`Dataset.random`) gives every example of every epoch its own seed, from
-    which its two views' seeds are split; nothing repeats between epochs and a fixed `seed`
-    reproduces the whole stream.
-    """
+    """Endless batches of (view1, view2) from transformed examples; see `views_of`."""
     ds = _records(file_patterns).batch(1024).map(_parse(False), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     ds = ds.map(lambda ex: tf.io.parse_tensor(ex[IMAGE_KEY], tf.uint8), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = _maybe_cache(ds, num_examples, image_size)
+    return views_of(ds, image_size, batch_size, config, seed, num_examples)
+
+
+def views_of(images: tf.data.Dataset, image_size: int, batch_size: int, config: augment.AugmentConfig,
+             seed: int, num_examples: int) -> tf.data.Dataset:
+    """uint8 (S, S, 3) images -> endless, reshuffled every epoch, batches of (view1, view2).
+
+    One random stream (`Dataset.random`) gives every example of every epoch its own seed, from
+    which its two views' seeds are split: both views come from the same example, nothing repeats
+    between epochs, and a fixed `seed` reproduces the whole stream.
+    """
+    ds = _maybe_cache(images, num_examples, image_size)
     ds = ds.shuffle(min(num_examples, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds))

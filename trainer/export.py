@@ -36,7 +36,9 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(image_bytes):
-        return predict({data.IMAGE_KEY: image_bytes})
+        # Same shape as a parsed raw example ((B,) or (B, 1), as the schema says).
+        shape = [-1] + list(raw_spec[data.IMAGE_KEY].shape)
+        return predict({data.IMAGE_KEY: tf.reshape(image_bytes, shape)})
 
     classifier.save(path, include_optimizer=False,
                     signatures={"serving_default": serve_examples, "serve_image_bytes": serve_image_bytes})

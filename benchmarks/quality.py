@@ -1,0 +1,104 @@
+"""Quality baselines on the embedded `shapes` data, outside TFX: the same blocks as the Trainers.
+
+    python -m benchmarks.quality random-init            # linear probe on an untrained encoder
+    python -m benchmarks.quality supervised --epochs 15  # same encoder + linear head, end to end
+    python -m benchmarks.quality simsiam --epochs 20     # SimSiam, then the same linear probe
+
+Each prints one JSON line. Splits are the pipeline's (pretrain / probe_train / eval, seed 0).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import trainer  # noqa: F401  (Keras mode)
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from components import shapes
+from pipeline.config import DataConfig
+from trainer import augment, backbones, data, probe, schedules
+from trainer.pretrain import build_simsiam
+
+
+def load_splits(image_size: int, per_split, seed: int):
+    images, labels = shapes.generate(sum(per_split), image_size, seed)
+    out, start = [], 0
+    for n in per_split:
+        out.append((images[start:start + n], labels[start:start + n]))
+        start += n
+    return out
+
+
+def _labelled(x, y, batch=512):
+    return tf.data.Dataset.from_tensor_slices((x.astype(np.float32) / 255.0, y)).batch(batch)
+
+
+def linear_probe(encoder, splits, l2=1e-4):
+    (_, _), (xt, yt), (xe, ye) = splits
+    _, _, acc, train_acc = probe.probe_encoder(encoder, _labelled(xt, yt), _labelled(xe, ye), 10, l2)
+    return acc, train_acc
+
+
+def supervised(splits, args):
+    (xp, yp), (xt, yt), (xe, ye) = splits
+    x, y = np.concatenate([xp, xt]), np.concatenate([yp, yt])  # every labelled non-eval image
+    keras.utils.set_random_seed(args.seed)
+    enc = backbones.build_encoder(args.backbone, args.image_size, args.width)
+    model = keras.Sequential([enc, keras.layers.Dense(10)])
+    cfg = augment.preset(args.augment)
+    steps = len(x) // args.batch_size
+
+    def aug(img, label, seed):
+        return augment.augment_view(tf.cast(img, tf.float32) / 255.0, seed, cfg, args.image_size), label
+    ds = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat(),
+                              tf.data.Dataset.random(seed=1).batch(2)))
+    ds = ds.map(lambda a, b: aug(a[0], a[1], b), num_parallel_calls=tf.data.AUTOTUNE).batch(args.batch_size)
+    lr = schedules.WarmupCosine(0.1 * args.batch_size / 256, args.epochs * steps)
+    model.compile(keras.optimizers.SGD(lr, momentum=0.9, weight_decay=5e-4),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(ds.prefetch(2), epochs=args.epochs, steps_per_epoch=steps, verbose=2)
+    return model.evaluate(_labelled(xe, ye), verbose=0)[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["random-init", "supervised", "simsiam"])
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--base-lr", type=float, default=0.03)
+    parser.add_argument("--augment", default="cifar")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    splits = load_splits(args.image_size, DataConfig().shapes_per_split, 0)
+    start = time.perf_counter()
+    result = {"what": args.what, **vars(args)}
+    if args.what == "random-init":
+        keras.utils.set_random_seed(args.seed)
+        result["accuracy"], result["train_accuracy"] = linear_probe(
+            backbones.build_encoder(args.backbone, args.image_size, args.width), splits)
+    elif args.what == "supervised":
+        result["accuracy"] = supervised(splits, args)
+    else:
+        keras.utils.set_random_seed(args.seed)
+        x = splits[0][0]
+        steps = len(x) // args.batch_size
+        lr = schedules.WarmupCosine(args.base_lr * args.batch_size / 256, args.epochs * steps)
+        model = build_simsiam(args.backbone, args.width, args.image_size, 16 * args.width, 5e-4, lr)
+        views = data.views_of(tf.data.Dataset.from_tensor_slices(x), args.image_size, args.batch_size,
+                              augment.preset(args.augment), args.seed, len(x))
+        hist = model.fit(views, epochs=args.epochs, steps_per_epoch=steps, verbose=2)
+        result["final_loss"] = hist.history["loss"][-1]
+        result["accuracy"], result["train_accuracy"] = linear_probe(model.encoder, splits)
+    result["seconds"] = time.perf_counter() - start
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
