@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CLASS_NAMES = ("disk", "ring", "square", "triangle", "plus", "star", "crescent", "tee", "ell", "bars")
-VERSION = 1  # bump when the generator changes, so cached copies are regenerated
+VERSION = 2  # bump when the generator changes, so cached copies are regenerated
 
 
 def _polygon(points, angle, scale, cx, cy):
@@ -73,7 +73,7 @@ def _colour_pair(rng: np.random.Generator):
     while True:
         fg, bg = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
         lum = np.array([0.299, 0.587, 0.114])
-        if abs(fg @ lum - bg @ lum) > 60:
+        if abs(fg @ lum - bg @ lum) > 80:
             return fg, bg
 
 
@@ -83,7 +83,7 @@ def render(label: int, image_size: int, rng: np.random.Generator) -> np.ndarray:
     side = image_size * scale
     fg, bg = _colour_pair(rng)
     # Background: a linear gradient from bg to a nearby colour, in a random direction.
-    bg2 = np.clip(bg + rng.uniform(-50, 50, 3), 0, 255)
+    bg2 = np.clip(bg + rng.uniform(-30, 30, 3), 0, 255)
     ys, xs = np.mgrid[0:side, 0:side] / side
     direction = rng.uniform(0, 2 * math.pi)
     t = (np.cos(direction) * xs + np.sin(direction) * ys)
@@ -92,17 +92,17 @@ def render(label: int, image_size: int, rng: np.random.Generator) -> np.ndarray:
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     # A few small distractor dots, drawn first so the shape can cover them.
-    for _ in range(rng.integers(0, 3)):
-        r = rng.uniform(0.03, 0.07) * side
+    for _ in range(rng.integers(0, 2)):
+        r = rng.uniform(0.03, 0.05) * side
         x, y = rng.uniform(r, side - r, 2)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v) for v in rng.uniform(0, 255, 3)))
-    radius = rng.uniform(0.22, 0.38) * side
+    radius = rng.uniform(0.28, 0.42) * side
     cx, cy = rng.uniform(radius, side - radius, 2)
     angle = rng.uniform(0, 2 * math.pi)
     mean_bg = tuple(int(v) for v in (bg + bg2) / 2)
     _draw_shape(draw, CLASS_NAMES[label], cx, cy, radius, angle, tuple(int(v) for v in fg), mean_bg)
     small = np.asarray(image.resize((image_size, image_size), Image.LANCZOS), np.float32)
-    small += rng.normal(0, 6.0, small.shape)  # sensor-like noise
+    small += rng.normal(0, 4.0, small.shape)  # sensor-like noise
     return np.clip(small, 0, 255).astype(np.uint8)
 
 

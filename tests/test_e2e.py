@@ -1,0 +1,74 @@
+"""End-to-end: the whole pipeline with LocalDagRunner on tiny `shapes` data (slow)."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.config import PipelineConfig
+from pipeline.local_runner import run_local
+from tests.conftest import encode
+
+ALL_COMPONENTS = {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+                  "SimSiamPretrain", "LinearProbe", "LatestBlessedModelResolver", "Evaluator", "Pusher"}
+
+
+def tiny_config(output_dir) -> PipelineConfig:
+    config = PipelineConfig(output_dir=str(output_dir))
+    config.data.shapes_per_split = (128, 100, 100)
+    config.pretrain.epochs = 2
+    config.pretrain.batch_size = 32
+    config.pretrain.width = 4
+    config.pretrain.knn_k = 20
+    config.eval.min_accuracy = 0.0
+    return config
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
+    config = tiny_config(tmp_path)
+    first = run_local(config)
+
+    # Every component ran, a model was blessed and pushed, and the summary says so.
+    assert set(first["components"]) == ALL_COMPONENTS
+    assert set(first["components"].values()) == {"executed"}
+    assert first["examples"] == {"pretrain": 128, "probe_train": 100, "eval": 100}
+    assert first["evaluator"]["blessed"] is True and first["pushed_model"]
+    with open(config.summary_path) as f:
+        on_disk = json.load(f)
+    for key in ("dataset", "examples", "pretrain", "probe", "evaluator", "pushed_model", "seconds_total"):
+        assert key in on_disk
+    for key in ("epochs", "final_loss", "images_per_second", "seconds", "knn_accuracy", "z_std"):
+        assert key in on_disk["pretrain"]
+    assert 0.0 <= on_disk["probe"]["accuracy"] <= 1.0 and "random_init_accuracy" in on_disk["probe"]
+    assert on_disk["evaluator"]["accuracy"] == pytest.approx(on_disk["probe"]["accuracy"], abs=1e-6)
+
+    # The pushed SavedModel loads and predicts through both signatures.
+    pushed = first["pushed_model"]
+    assert pushed.startswith(config.serving_model_dir) and os.path.isdir(pushed)
+    model = tf.saved_model.load(pushed)
+    image = encode(np.random.default_rng(0).integers(0, 255, (45, 31, 3), dtype=np.uint8), "JPEG")
+    by_bytes = model.signatures["serve_image_bytes"](image_bytes=tf.constant([image, image]))
+    assert by_bytes["probabilities"].shape == (2, 10)
+    np.testing.assert_allclose(by_bytes["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert by_bytes["embedding"].shape == (2, 4 * 8)
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))})).SerializeToString()
+    by_example = model.signatures["serving_default"](examples=tf.constant([example]))
+    np.testing.assert_allclose(by_example["probabilities"].numpy()[0], by_bytes["probabilities"].numpy()[0],
+                               atol=1e-5)
+
+    # Second run, unchanged inputs but an unreachable floor: data stages come from the cache,
+    # the model is not blessed, nothing is pushed, and the earlier push stays in place.
+    config.eval.min_accuracy = 1.0
+    second = run_local(config)
+    for node in ("ImportExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
+        assert second["components"][node] == "cached", node
+    assert second["components"]["Evaluator"] == "executed"
+    assert second["evaluator"]["blessed"] is False
+    assert any("below the floor" in reason for reason in second["evaluator"]["failures"])
+    assert second["pushed_model"] is None
+    assert glob.glob(os.path.join(config.serving_model_dir, "*")) == [pushed]
+    assert tf.saved_model.load(pushed).signatures["serve_image_bytes"] is not None

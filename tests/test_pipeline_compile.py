@@ -1,0 +1,69 @@
+"""The pipeline definition compiles to TFX IR with the expected components and wiring."""
+import json
+
+from tfx.dsl.compiler import compiler
+
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+EXPECTED_UPSTREAM = {
+    "ImportExampleGen": set(),
+    "StatisticsGen": {"ImportExampleGen"},
+    "SchemaGen": {"StatisticsGen"},
+    "ExampleValidator": {"StatisticsGen", "SchemaGen"},
+    "Transform": {"ImportExampleGen", "SchemaGen"},
+    "SimSiamPretrain": {"Transform", "SchemaGen"},
+    "LinearProbe": {"Transform", "SchemaGen", "SimSiamPretrain"},
+    "LatestBlessedModelResolver": set(),
+    "Evaluator": {"ImportExampleGen", "LinearProbe", "LatestBlessedModelResolver"},
+    "Pusher": {"LinearProbe", "Evaluator"},
+}
+
+
+def _compile(tmp_path, **eval_overrides):
+    config = PipelineConfig(output_dir=str(tmp_path))
+    for key, value in eval_overrides.items():
+        setattr(config.eval, key, value)
+    pipeline = create_pipeline(config, input_base=str(tmp_path / "data"), num_classes=10)
+    return config, pipeline, compiler.Compiler().compile(pipeline)
+
+
+def test_pipeline_has_every_component_wired_as_the_diagram(tmp_path):
+    _, pipeline, ir = _compile(tmp_path)
+    assert {c.id for c in pipeline.components} == set(EXPECTED_UPSTREAM)
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+    assert set(nodes) == set(EXPECTED_UPSTREAM)
+    for node_id, upstream in EXPECTED_UPSTREAM.items():
+        assert set(nodes[node_id].upstream_nodes) == upstream, node_id
+
+
+def test_trainers_use_importable_run_fns_and_the_right_splits(tmp_path):
+    _, pipeline, _ = _compile(tmp_path)
+    by_id = {c.id: c for c in pipeline.components}
+    pretrain, probe = by_id["SimSiamPretrain"], by_id["LinearProbe"]
+    assert pretrain.exec_properties["run_fn"] == "trainer.pretrain.run_fn"
+    assert probe.exec_properties["run_fn"] == "trainer.probe.run_fn"
+    assert '"pretrain"' in pretrain.exec_properties["train_args"]
+    assert '"probe_train"' in probe.exec_properties["train_args"]
+    assert '"eval"' in probe.exec_properties["eval_args"]
+    assert by_id["Transform"].exec_properties["preprocessing_fn"] == "components.preprocessing.preprocessing_fn"
+
+
+def test_evaluator_gates_on_the_floor_and_on_regression(tmp_path):
+    _, pipeline, _ = _compile(tmp_path, min_accuracy=0.7, max_regression=0.02)
+    evaluator = {c.id: c for c in pipeline.components}["Evaluator"]
+    metric = json.loads(evaluator.exec_properties["eval_config"])["metrics_specs"][0]["metrics"][0]
+    assert metric["class_name"] == "SparseCategoricalAccuracy"
+    assert metric["threshold"]["value_threshold"]["lower_bound"] == 0.7
+    assert metric["threshold"]["change_threshold"]["absolute"] == -0.02
+    assert metric["threshold"]["change_threshold"]["direction"] == "HIGHER_IS_BETTER"
+    assert '"eval"' in evaluator.exec_properties["example_splits"]
+
+
+def test_trainer_properties_ignore_evaluation_settings(tmp_path):
+    # Changing the floor must not invalidate the (expensive) Trainers' cache.
+    _, a, _ = _compile(tmp_path, min_accuracy=0.1)
+    _, b, _ = _compile(tmp_path, min_accuracy=0.9)
+    trainer_a = {c.id: c for c in a.components}["SimSiamPretrain"].exec_properties["custom_config"]
+    trainer_b = {c.id: c for c in b.components}["SimSiamPretrain"].exec_properties["custom_config"]
+    assert trainer_a == trainer_b
