@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 EMBEDDED_DATASETS = ("shapes", "digits")
 BACKBONES = ("resnet18", "resnet50")
-AUGMENT_PRESETS = ("imagenet", "cifar", "mild")
+AUGMENT_PRESETS = ("imagenet", "cifar", "strong-colour", "mild")
 
 # The three fixed splits every data source is cut into. Pre-training sees only `pretrain`; the
 # linear probe trains on `probe_train`; `eval` is used by nothing but the final measurements.

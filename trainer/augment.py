@@ -30,6 +30,10 @@ PRESETS = {
     "imagenet": AugmentConfig(blur_prob=0.5),
     # The paper's CIFAR policy: the same without blur (blur destroys 32 px images).
     "cifar": AugmentConfig(),
+    # The CIFAR policy with colour jitter strong enough (any hue, large saturation/brightness
+    # changes) that two views cannot be matched by their colour alone: on `shapes`, where colour
+    # is random and carries no class, weaker jitter lets SimSiam match views by colour.
+    "strong-colour": AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.5)),
     # For tiny, centred, colourless images such as 8x8 digits: large crops, no flips (a flipped
     # digit is another glyph), no hue/saturation. Random-init probes already reach >90 % there and
     # the paper's crops make SimSiam worse (measured: 0.68-0.80 vs 0.92).
