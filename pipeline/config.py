@@ -55,7 +55,6 @@ class PretrainConfig:
     momentum: float = 0.9
     warmup_epochs: int = 0
     seed: int = 0
-    precision: str = "fp32"  # fp32 | bf16 | fp16
     # kNN monitor each epoch on (eval vs probe_train); 0 disables it.
     knn_k: int = 200
     knn_temperature: float = 0.1
@@ -141,7 +140,6 @@ class PipelineConfig:
         _check(p.width >= 1, f"--width must be >= 1, got {p.width}")
         _check(p.epochs >= 1, f"--epochs must be >= 1, got {p.epochs}")
         _check(p.batch_size >= 2, f"--batch-size must be >= 2 (BatchNorm needs a batch), got {p.batch_size}")
-        _check(p.precision in ("fp32", "bf16", "fp16"), f"--precision must be fp32, bf16 or fp16, got {p.precision!r}")
         _check(p.warmup_epochs < p.epochs, "warm-up must be shorter than training")
         _check(0.0 <= self.eval.min_accuracy <= 1.0,
                f"--min-accuracy must be in [0, 1], got {self.eval.min_accuracy}")

@@ -50,12 +50,9 @@ class SimSiam(keras.Model):
             p1 = self.predictor(z1, training=True)
             p2 = self.predictor(z2, training=True)
             loss = losses.simsiam_loss(p1, p2, z1, z2)
-            scaled = self.optimizer.get_scaled_loss(loss) if hasattr(self.optimizer, "get_scaled_loss") else loss
         backbone_vars = self._backbone_variables()
         predictor_vars = self.predictor.trainable_variables
-        grads = tape.gradient(scaled, backbone_vars + predictor_vars)
-        if hasattr(self.optimizer, "get_unscaled_gradients"):
-            grads = self.optimizer.get_unscaled_gradients(grads)
+        grads = tape.gradient(loss, backbone_vars + predictor_vars)
         grads = [g + self.weight_decay * tf.cast(v, g.dtype) for g, v in zip(grads, backbone_vars + predictor_vars)]
         n = len(backbone_vars)
         self.optimizer.apply_gradients(zip(grads[:n], backbone_vars))
