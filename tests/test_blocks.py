@@ -69,6 +69,8 @@ def test_train_step_applies_coupled_weight_decay_to_bn_and_keeps_predictor_lr_co
         simsiam.train_step((views[0], views[1]))
     assert float(schedule(simsiam.optimizer.iterations)) == pytest.approx(0.0, abs=1e-9)
     assert float(simsiam.predictor_optimizer.learning_rate) == pytest.approx(0.1)
+    warm = build_simsiam("resnet18", 2, 16, 16, 0.0, schedules.WarmupCosine(0.2, 10, warmup_steps=5))
+    assert float(warm.predictor_optimizer.learning_rate) == pytest.approx(0.2)  # not the warm-up's first value
 
 
 def test_knn_on_a_toy_set_with_a_known_answer():

@@ -1,7 +1,6 @@
 """The Transform module through tf.Transform's Beam implementation, on awkward real image files."""
 import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 

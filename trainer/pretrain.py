@@ -20,7 +20,7 @@ def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, wei
     feature_dim = encoder.output_shape[-1]
     projector = heads.build_projector(feature_dim, proj_dim, num_layers=2 if image_size <= 96 else 3)
     predictor = heads.build_predictor(proj_dim)
-    predictor_lr = learning_rate(0) if callable(learning_rate) else learning_rate  # paper: fixed LR
+    predictor_lr = getattr(learning_rate, "peak_lr", learning_rate)  # paper: fixed at the peak LR
     simsiam = model.SimSiam(encoder, projector, predictor, weight_decay,
                             predictor_optimizer=keras.optimizers.SGD(float(predictor_lr), momentum=momentum))
     simsiam.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum))
