@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the MLMD store, the pushed model and run_summary.json under --output.")
     _add_run_flags(run)
     run.set_defaults(func=_cmd_run)
+    from kubeflow import commands as kubeflow_commands
+    kubeflow_commands.register(sub)
     return parser
 
 
