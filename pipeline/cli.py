@@ -63,6 +63,27 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    import json
+
+    import trainer  # noqa: F401  (Keras mode)
+    from trainer import bench
+    _require(args.width >= 1, f"--width must be >= 1, got {args.width}")
+    _require(16 <= args.image_size <= 512, f"--image-size must be in [16, 512], got {args.image_size}")
+    _require(args.batch_size >= 2, f"--batch-size must be >= 2, got {args.batch_size}")
+    _require(args.steps >= 1 and args.warmup >= 0, "--steps must be >= 1 and --warmup >= 0")
+    result = bench.run(backbone=args.backbone, width=args.width, image_size=args.image_size,
+                       batch_size=args.batch_size, precision=args.precision, xla=args.xla, steps=args.steps,
+                       warmup=args.warmup, augment_preset=args.augment)
+    print(json.dumps(result))
+    return 0
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simsiam-tfx",
@@ -74,6 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the MLMD store, the pushed model and run_summary.json under --output.")
     _add_run_flags(run)
     run.set_defaults(func=_cmd_run)
+
+    bench = sub.add_parser(
+        "bench", help="measure training, input-pipeline and end-to-end throughput; prints one JSON object",
+        description="Throughput in images (= pairs of views) per second of the SimSiam train step on in-memory "
+                    "tensors, of the Trainer's input pipeline alone (TFRecords -> decode -> two augmented views "
+                    "-> batch), and of both together as the Trainer runs them.")
+    bench.add_argument("--backbone", choices=BACKBONES, default="resnet18")
+    bench.add_argument("--width", type=int, default=16)
+    bench.add_argument("--image-size", type=int, default=32)
+    bench.add_argument("--batch-size", type=int, default=256)
+    bench.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                       help="bf16 = Keras mixed_bfloat16 (loss and normalisation stay float32)")
+    bench.add_argument("--xla", action="store_true", help="compile the train step with XLA")
+    bench.add_argument("--augment", choices=AUGMENT_PRESETS, default="strong-colour")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps before each measurement")
+    bench.set_defaults(func=_cmd_bench)
     from kubeflow import commands as kubeflow_commands
     kubeflow_commands.register(sub)
     return parser

@@ -1,5 +1,3 @@
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 
@@ -14,21 +12,27 @@ def _image(seed=0):
 
 def test_two_views_of_one_image_differ_and_keep_shape_and_range():
     for name in augment.PRESETS:
-        v1, v2 = augment.two_views(_image(), tf.constant([1, 2], tf.int64), augment.preset(name), SIZE)
+        v1, v2 = augment.two_views(_image()[None], tf.constant([1, 2], tf.int64), augment.preset(name), SIZE)
         for v in (v1, v2):
-            assert v.shape == (SIZE, SIZE, 3) and v.dtype == tf.float32
+            assert v.shape == (1, SIZE, SIZE, 3) and v.dtype == tf.float32
             assert float(tf.reduce_min(v)) >= 0.0 and float(tf.reduce_max(v)) <= 1.0
         assert float(tf.reduce_mean(tf.abs(v1 - v2))) > 1e-3, name
 
 
 def test_views_are_reproducible_under_a_fixed_seed_and_change_with_it():
     cfg = augment.preset("imagenet")
-    a = augment.two_views(_image(), tf.constant([7, 8], tf.int64), cfg, SIZE)
-    b = augment.two_views(_image(), tf.constant([7, 8], tf.int64), cfg, SIZE)
-    c = augment.two_views(_image(), tf.constant([7, 9], tf.int64), cfg, SIZE)
+    a = augment.two_views(_image()[None], tf.constant([7, 8], tf.int64), cfg, SIZE)
+    b = augment.two_views(_image()[None], tf.constant([7, 8], tf.int64), cfg, SIZE)
+    c = augment.two_views(_image()[None], tf.constant([7, 9], tf.int64), cfg, SIZE)
     np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
     np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
     assert not np.allclose(a[0].numpy(), c[0].numpy())
+
+
+def test_every_example_of_a_batch_gets_its_own_draw():
+    same = tf.repeat(_image()[None], 8, axis=0)
+    views = augment.augment_batch(same, tf.constant([3, 4], tf.int64), augment.preset("cifar"), SIZE).numpy()
+    assert all(not np.allclose(views[0], views[i]) for i in range(1, 8))
 
 
 def test_views_inside_tf_function_are_fresh_for_every_seed():
@@ -39,16 +43,20 @@ def test_views_inside_tf_function_are_fresh_for_every_seed():
     assert all(not np.allclose(outs[0], o) for o in outs[1:])
 
 
-def test_crop_area_statistics_follow_the_configured_scale():
-    # A white square on black: the fraction of white after cropping grows as the crop shrinks.
-    cfg = dataclasses.replace(augment.preset("cifar"), jitter_prob=0.0, grayscale_prob=0.0, flip=False)
-    sides = []
-    for s in range(64):
-        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            (SIZE, SIZE, 3), tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=(s, 3), min_object_covered=0.0,
-            aspect_ratio_range=cfg.crop_ratio, area_range=cfg.crop_scale, use_image_if_no_bounding_boxes=True)
-        sides.append(int(size[0]) * int(size[1]) / SIZE**2)
-    assert min(sides) >= 0.15 and max(sides) <= 1.0 and 0.35 < np.mean(sides) < 0.8
+def test_crop_and_colour_statistics_follow_the_configuration():
+    cfg = augment.preset("cifar")
+    boxes = augment.crop_boxes(4096, tf.constant([0, 1], tf.int64), cfg.crop_scale, cfg.crop_ratio).numpy()
+    h, w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert boxes.min() >= 0.0 and boxes.max() <= 1.0
+    assert (h * w).min() >= 0.2 - 1e-6 and (h * w).max() <= 1.0 + 1e-6
+    assert abs((h * w).mean() - 0.6) < 0.03  # mean of U(0.2, 1.0)
+    ratios = w / h
+    assert ratios.min() >= 3 / 4 - 1e-5 and ratios.max() <= 4 / 3 + 1e-5
+    # Grayscale with p = 0.2: about a fifth of the views of a colourful image have no colour.
+    colourful = tf.repeat(tf.constant([[[[1.0, 0.0, 0.0]]]]) * tf.ones((1, SIZE, SIZE, 3)), 2000, axis=0)
+    views = augment.augment_batch(colourful, tf.constant([5, 6], tf.int64), cfg, SIZE).numpy()
+    grey = np.all(np.abs(views[..., 0] - views[..., 1]) < 1e-5, axis=(1, 2))
+    assert 0.16 < grey.mean() < 0.24
 
 
 def _write_transformed(path, images):

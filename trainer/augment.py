@@ -9,6 +9,7 @@ both views always come from the same example.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import tensorflow as tf
 
@@ -48,76 +49,104 @@ def preset(name: str) -> AugmentConfig:
         raise ValueError(f"unknown augmentation preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
 
-def _uniform(seed, low, high):
-    return tf.random.stateless_uniform([], seed, minval=low, maxval=high)
+def _uniform(shape, seed, low=0.0, high=1.0):
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
 
 
-def _happens(seed, prob):
-    return tf.random.stateless_uniform([], seed) < prob
+def crop_boxes(batch: tf.Tensor, seed, scale, ratio) -> tf.Tensor:
+    """Random crop boxes [y0, x0, y1, x1] (normalised) of area fraction in `scale` and aspect ratio
+    (w/h) log-uniform in `ratio`, as torchvision's RandomResizedCrop; sides that would exceed the
+    image are clipped to it instead of re-drawn."""
+    s = tf.random.experimental.stateless_split(seed, 4)
+    area = _uniform([batch], s[0], *scale)
+    log_ratio = _uniform([batch], s[1], math.log(ratio[0]), math.log(ratio[1]))
+    w = tf.minimum(tf.sqrt(area * tf.exp(log_ratio)), 1.0)
+    h = tf.minimum(tf.sqrt(area / tf.exp(log_ratio)), 1.0)
+    x0 = _uniform([batch], s[2]) * (1.0 - w)
+    y0 = _uniform([batch], s[3]) * (1.0 - h)
+    return tf.stack([y0, x0, y0 + h, x0 + w], axis=1)
 
 
-def random_resized_crop(image, seed, size, scale, ratio):
-    """Crop a random area fraction in `scale` with aspect ratio in `ratio`, resize to size x size."""
-    shape = tf.shape(image)
-    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        min_object_covered=0.0, aspect_ratio_range=ratio, area_range=scale, max_attempts=10,
-        use_image_if_no_bounding_boxes=True)
-    crop = tf.slice(image, begin, crop_size)
-    return tf.image.resize(crop, (size, size), method="bilinear", antialias=True)
+def _per_example(batch, seed, prob):
+    """A (B, 1, 1, 1) boolean mask: which examples get a transform applied with probability `prob`."""
+    return tf.reshape(_uniform([batch], seed) < prob, [-1, 1, 1, 1])
 
 
-def color_jitter(image, seed, brightness, contrast, saturation, hue):
-    """torchvision's ColorJitter factors (multiplicative brightness, contrast about the mean grey)."""
+def _factor(batch, seed, spread, applied):
+    """Per-example factors U(1 - spread, 1 + spread), 1 where the transform is not applied."""
+    f = tf.reshape(_uniform([batch], seed, 1.0 - spread, 1.0 + spread), [-1, 1, 1, 1])
+    return tf.where(applied, f, tf.ones_like(f))
+
+
+def _grey(images):
+    return tf.image.rgb_to_grayscale(images)  # (B, H, W, 1), ITU-R 601 weights as torchvision
+
+
+def color_jitter(images, seed, applied, brightness, contrast, saturation, hue):
+    """torchvision's ColorJitter (in its fixed order b, c, s, h) on a batch, one draw per example."""
+    batch = tf.shape(images)[0]
     s = tf.random.experimental.stateless_split(seed, 4)
     if brightness > 0:
-        image = image * _uniform(s[0], 1.0 - brightness, 1.0 + brightness)
+        images = tf.clip_by_value(images * _factor(batch, s[0], brightness, applied), 0.0, 1.0)
     if contrast > 0:
-        grey = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
-        image = (image - grey) * _uniform(s[1], 1.0 - contrast, 1.0 + contrast) + grey
-    image = tf.clip_by_value(image, 0.0, 1.0)
+        mean_grey = tf.reduce_mean(_grey(images), axis=[1, 2, 3], keepdims=True)
+        images = tf.clip_by_value((images - mean_grey) * _factor(batch, s[1], contrast, applied) + mean_grey, 0.0, 1.0)
     if saturation > 0:
-        image = tf.image.adjust_saturation(image, _uniform(s[2], 1.0 - saturation, 1.0 + saturation))
+        grey = _grey(images)
+        images = tf.clip_by_value((images - grey) * _factor(batch, s[2], saturation, applied) + grey, 0.0, 1.0)
     if hue > 0:
-        image = tf.image.adjust_hue(image, _uniform(s[3], -hue, hue))
-    return tf.clip_by_value(image, 0.0, 1.0)
+        delta = tf.where(tf.reshape(applied, [-1]), _uniform([batch], s[3], -hue, hue), 0.0)
+        hsv = tf.image.rgb_to_hsv(images)
+        h = tf.math.floormod(hsv[..., 0] + delta[:, None, None], 1.0)
+        images = tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, hsv[..., 1], hsv[..., 2]], -1)), 0.0, 1.0)
+    return images
 
 
 def gaussian_blur(image, sigma):
-    """Separable Gaussian blur, kernel about 10 % of the image side (as in SimCLR)."""
+    """Separable Gaussian blur of one image, kernel about 10 % of the image side (as in SimCLR)."""
     side = image.shape[0] or 224
     radius = max(1, int(side * 0.1) // 2)
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
     kernel = tf.exp(-0.5 * tf.square(x / sigma))
     kernel /= tf.reduce_sum(kernel)
-    batched = image[tf.newaxis]
     kh = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, 3, 1])
     kw = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, 3, 1])
-    blurred = tf.nn.depthwise_conv2d(batched, kh, [1, 1, 1, 1], "SAME")
-    blurred = tf.nn.depthwise_conv2d(blurred, kw, [1, 1, 1, 1], "SAME")
-    return blurred[0]
+    blurred = tf.nn.depthwise_conv2d(image[tf.newaxis], kh, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(blurred, kw, [1, 1, 1, 1], "SAME")[0]
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, size: int) -> tf.Tensor:
+    """One random view of each float32 [0, 1] image of a (B, H, W, 3) batch -> (B, size, size, 3).
+
+    Vectorised over the batch (one op per transform, not per image), with an independent draw
+    for every example from `seed`.
+    """
+    s = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 8)
+    batch = tf.shape(images)[0]
+    boxes = crop_boxes(batch, s[0], config.crop_scale, config.crop_ratio)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(batch), (size, size), method="bilinear")
+    if config.jitter_prob > 0 and any(v > 0 for v in config.jitter):
+        images = color_jitter(images, s[2], _per_example(batch, s[1], config.jitter_prob), *config.jitter)
+    if config.grayscale_prob > 0:
+        images = tf.where(_per_example(batch, s[3], config.grayscale_prob),
+                          tf.image.grayscale_to_rgb(_grey(images)), images)
+    if config.blur_prob > 0:
+        sigmas = _uniform([batch], s[5], *config.blur_sigma)
+        blurred = tf.map_fn(lambda a: gaussian_blur(a[0], a[1]), (images, sigmas),
+                            fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32))
+        images = tf.where(_per_example(batch, s[4], config.blur_prob), blurred, images)
+    if config.flip:
+        images = tf.where(_per_example(batch, s[6], 0.5), tf.reverse(images, axis=[2]), images)
+    return tf.ensure_shape(tf.clip_by_value(images, 0.0, 1.0), (None, size, size, 3))
+
+
+def two_views(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, size: int):
+    """Two independent views of every image of a batch, from one seed: both views of row i come
+    from image i."""
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+    return augment_batch(images, seeds[0], config, size), augment_batch(images, seeds[1], config, size)
 
 
 def augment_view(image: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, size: int) -> tf.Tensor:
-    """One random view of a float32 [0, 1] image of shape (H, W, 3); returns (size, size, 3)."""
-    s = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 8)
-    image = random_resized_crop(image, s[0], size, config.crop_scale, config.crop_ratio)
-    if config.jitter_prob > 0 and any(v > 0 for v in config.jitter):
-        image = tf.cond(_happens(s[1], config.jitter_prob),
-                        lambda: color_jitter(image, s[2], *config.jitter), lambda: image)
-    if config.grayscale_prob > 0:
-        image = tf.cond(_happens(s[3], config.grayscale_prob),
-                        lambda: tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image)), lambda: image)
-    if config.blur_prob > 0:
-        sigma = _uniform(s[5], *config.blur_sigma)
-        image = tf.cond(_happens(s[4], config.blur_prob), lambda: gaussian_blur(image, sigma), lambda: image)
-    if config.flip:
-        image = tf.image.stateless_random_flip_left_right(image, s[6])
-    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0), (size, size, 3))
-
-
-def two_views(image: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, size: int):
-    """Two independent views of the same image from one example seed."""
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
-    return augment_view(image, seeds[0], config, size), augment_view(image, seeds[1], config, size)
-
+    """One random view of a single (H, W, 3) image."""
+    return augment_batch(image[tf.newaxis], seed, config, size)[0]

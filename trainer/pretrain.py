@@ -15,7 +15,7 @@ METRICS_FILE = "pretrain_metrics.json"
 
 
 def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, weight_decay: float,
-                  learning_rate, momentum: float = 0.9) -> model.SimSiam:
+                  learning_rate, momentum: float = 0.9, jit_compile: bool = False) -> model.SimSiam:
     encoder = backbones.build_encoder(backbone, image_size, width)
     feature_dim = encoder.output_shape[-1]
     projector = heads.build_projector(feature_dim, proj_dim, num_layers=2 if image_size <= 96 else 3)
@@ -23,7 +23,7 @@ def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, wei
     predictor_lr = getattr(learning_rate, "peak_lr", learning_rate)  # paper: fixed at the peak LR
     simsiam = model.SimSiam(encoder, projector, predictor, weight_decay,
                             predictor_optimizer=keras.optimizers.SGD(float(predictor_lr), momentum=momentum))
-    simsiam.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum))
+    simsiam.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum), jit_compile=jit_compile)
     return simsiam
 
 

@@ -1,0 +1,112 @@
+"""Throughput of SimSiam training, of the Trainer's input pipeline, and of the two together.
+
+All three use the Trainer's own code: `pretrain.build_simsiam` and its train step, and
+`data.pretrain_views` reading transformed examples from TFRecords. Rates are images per second,
+an image being one pair of views (two forward/backward passes).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from trainer import augment, data
+from trainer.pretrain import build_simsiam
+
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+def device_name() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+    model = platform.processor() or "CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} x {model}"
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _timed(step, steps: int, warmup: int, batch_size: int) -> float:
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def write_transformed_examples(path: str, num_images: int, image_size: int, seed: int = 0) -> None:
+    """Random uint8 images in the Transform output format (serialized tensors, gzipped TFRecords)."""
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in range(num_images):
+            image = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
+            example = tf.train.Example(features=tf.train.Features(feature={
+                data.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[tf.io.serialize_tensor(image).numpy()])),
+                data.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 10])),
+            }))
+            writer.write(example.SerializeToString())
+
+
+def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch_size: int = 256,
+        precision: str = "fp32", xla: bool = False, steps: int = 20, warmup: int = 3,
+        augment_preset: str = "strong-colour", num_images: int = 2048) -> dict:
+    if precision not in PRECISION_POLICIES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISION_POLICIES)}, got {precision!r}")
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
+    try:
+        keras.utils.set_random_seed(0)
+        proj_dim = 2048 if backbone == "resnet50" else 16 * width
+        simsiam = build_simsiam(backbone, width, image_size, proj_dim, 5e-4, 0.05, jit_compile=xla)
+
+        # 1. Training alone, on tensors already in memory.
+        views = tuple(tf.random.stateless_uniform((batch_size, image_size, image_size, 3), (0, i))
+                      for i in range(2))
+        train_step = tf.function(simsiam.train_step, jit_compile=xla or None)
+        train_rate = _timed(lambda: train_step(views)["loss"].numpy(), steps, warmup, batch_size)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "transformed.tfrecord.gz")
+            write_transformed_examples(path, num_images, image_size)
+            dataset = data.pretrain_views([path], image_size, batch_size, augment.preset(augment_preset), 0,
+                                          num_images)
+            # 2. The input pipeline alone: read, decode, two augmented views, batch.
+            batches = iter(dataset)
+            input_rate = _timed(lambda: next(batches), steps * 2, warmup, batch_size)
+            # 3. Both together, as the Trainer runs them: Keras fit on the dataset. The first epoch
+            # warms up (tracing, shuffle buffer, cache); the second, on the same iterator, is timed.
+            timer = _EpochTimer()
+            simsiam.fit(dataset, epochs=2, steps_per_epoch=steps, verbose=0, callbacks=[timer])
+            end_to_end_rate = steps * batch_size / timer.seconds[-1]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return {
+        "train_images_per_second": round(train_rate, 1),
+        "input_images_per_second": round(input_rate, 1),
+        "end_to_end_images_per_second": round(end_to_end_rate, 1),
+        "backbone": backbone, "width": width, "image_size": image_size, "batch_size": batch_size,
+        "precision": precision, "xla": xla, "augment": augment_preset, "steps": steps, "warmup": warmup,
+        "device": device_name(), "tensorflow": tf.__version__,
+    }
