@@ -1,6 +1,271 @@
-"""`simsiam-tfx compile | kfp | vertex` subcommands (Kubeflow Pipelines and Vertex AI): not yet."""
+"""`simsiam-tfx compile | kfp | vertex`: compile for Kubeflow Pipelines / Vertex AI, then upload, run or
+schedule the compiled file. User mistakes raise ConfigError (one line, exit 2)."""
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import re
+from typing import Any
 
+from pipeline.config import ConfigError
+
+# (low, high) of each field; KFP (robfig/cron) has a leading seconds field, Vertex (Unix cron) not.
+_UNIX_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+_KFP_RANGES = [(0, 59)] + _UNIX_RANGES
+_NAMES = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+          "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"}
+_TZ = re.compile(r"^(CRON_)?TZ=[A-Za-z0-9_+\-/]+$")
+
+
+def validate_cron(expr: str, seconds: bool) -> str:
+    """Checks a cron expression: 6 fields for KFP (seconds first), 5 plus optional TZ= for Vertex."""
+    fields = expr.split()
+    if not seconds and fields and fields[0].startswith(("TZ=", "CRON_TZ=")):
+        if not _TZ.match(fields[0]):
+            raise ConfigError(f"invalid time zone prefix {fields[0]!r} in cron {expr!r}")
+        fields = fields[1:]
+    ranges = _KFP_RANGES if seconds else _UNIX_RANGES
+    if len(fields) != len(ranges):
+        shape = ("6 fields (second minute hour day month weekday), e.g. '0 0 3 * * *'" if seconds else
+                 "5 fields (minute hour day month weekday), optionally after TZ=Area/City, e.g. '0 3 * * *'")
+        raise ConfigError(f"cron {expr!r} must have {shape}; got {len(fields)} fields")
+    for field, (low, high) in zip(fields, ranges):
+        for part in field.split(","):
+            base, slash, step = part.partition("/")
+            ends = [] if base in ("*", "?") else base.split("-")
+            ok = (not slash or step.isdigit() and int(step) > 0) and len(ends) <= 2 and all(
+                e.upper() in _NAMES or e.isdigit() and low <= int(e) <= high for e in ends)
+            if not ok:
+                raise ConfigError(f"invalid cron field {field!r} in {expr!r} (allowed values {low}-{high})")
+    return expr
+
+
+# ---- compile --------------------------------------------------------------------------------
+def _cmd_compile(args) -> int:
+    from kubeflow.compile import KubeflowConfig, compile_pipeline
+    from pipeline.cli import config_from_args
+    kconfig = KubeflowConfig(
+        image=args.image, pipeline_root=args.pipeline_root, input_base=args.input_base or "",
+        num_classes=args.num_classes, trainer_cpu=args.trainer_cpu, trainer_memory=args.trainer_memory,
+        trainer_gpus=args.trainer_gpus, gpu_type=args.gpu_type, beam_pipeline_args=args.beam_arg)
+    path = compile_pipeline(config_from_args(args), kconfig, args.output, args.target)
+    print(f"compiled for {args.target}: {path}")
+    return 0
+
+
+# ---- per-run parameter values ---------------------------------------------------------------
+def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
+    """Runtime parameter values that differ from the compiled defaults, from --param/--epochs/..."""
+    from kubeflow import compile as kc
+    from pipeline.config import EvalConfig, PipelineConfig
+    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    defaults = {name: p.get("defaultValue") for name, p in declared.items()}
+    values: dict[str, Any] = {}
+    for item in args.param or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in declared:
+            raise ConfigError(f"--param must be NAME=VALUE with NAME one of {', '.join(sorted(declared))}, "
+                              f"got {item!r}")
+        values[name] = value
+    if args.input_base:
+        values[kc.PARAM_INPUT_BASE] = args.input_base
+    if args.epochs is not None or args.min_accuracy is not None or args.max_regression is not None:
+        # Rebuild the JSON parameters through PipelineConfig, so they are validated and rendered
+        # exactly as at compile time; settings not named here keep their compiled values.
+        trainer = json.loads(values.get(kc.PARAM_TRAINER_CONFIG, defaults.get(kc.PARAM_TRAINER_CONFIG) or "{}"))
+        metric = json.loads(values.get(kc.PARAM_EVAL_CONFIG, defaults.get(kc.PARAM_EVAL_CONFIG) or "{}"))
+        threshold = metric["metricsSpecs"][0]["metrics"][0]["threshold"]
+        config = PipelineConfig.from_dict(trainer["config"])
+        config.eval = EvalConfig(
+            min_accuracy=args.min_accuracy if args.min_accuracy is not None else threshold["valueThreshold"]["lowerBound"],
+            max_regression=args.max_regression if args.max_regression is not None else
+            max(0.0, -threshold["changeThreshold"]["absolute"] - 1e-10))
+        if args.epochs is not None:
+            config.pretrain.epochs = args.epochs
+        config.validate()
+        if args.epochs is not None:
+            values[kc.PARAM_TRAINER_CONFIG] = kc.trainer_config_json(config, trainer["num_classes"])
+        if args.min_accuracy is not None or args.max_regression is not None:
+            values[kc.PARAM_EVAL_CONFIG] = kc.eval_config_json(config)
+    return values
+
+
+def _add_param_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="set a runtime parameter (input_base, trainer_config, eval_config)")
+    p.add_argument("--input-base", help="data location for this run (TFRecords under pretrain/, probe_train/, eval/)")
+    p.add_argument("--epochs", type=int, help="pre-training epochs for this run")
+    p.add_argument("--min-accuracy", type=float, help="Evaluator's accuracy floor for this run")
+    p.add_argument("--max-regression", type=float, help="allowed accuracy drop vs the last blessed model")
+    p.add_argument("--no-cache", action="store_true", help="re-run every component")
+
+
+# ---- Kubeflow Pipelines ---------------------------------------------------------------------
+def kfp_client(args):
+    import kfp
+    host = args.host or os.environ.get("KF_PIPELINES_ENDPOINT")
+    if not host:
+        raise ConfigError("--host is required (or KF_PIPELINES_ENDPOINT), e.g. http://localhost:8080")
+    return kfp.Client(host=host, existing_token=args.token or os.environ.get("KFP_TOKEN"),
+                      client_id=args.iap_client_id, namespace=args.namespace or "kubeflow")
+
+
+def _package(args) -> tuple[str, dict[str, Any]]:
+    from kubeflow.compile import load_spec
+    if not args.package.endswith((".yaml", ".yml")):
+        raise ConfigError(f"{args.package}: KFP needs the .yaml from `compile --target kfp`")
+    return args.package, load_spec(args.package)
+
+
+def _cmd_kfp(args) -> int:
+    package, spec = _package(args)
+    client = kfp_client(args)
+    if args.kfp_command == "upload":
+        if args.version:
+            result = client.upload_pipeline_version(package, args.version, pipeline_name=args.name)
+            print(f"uploaded version {result.pipeline_version_id} of pipeline {result.pipeline_id}")
+        else:
+            result = client.upload_pipeline(package, pipeline_name=args.name)
+            print(f"uploaded pipeline {result.pipeline_id}")
+        return 0
+    arguments = run_arguments(spec, args)
+    caching = False if args.no_cache else None
+    if args.kfp_command == "run":
+        result = client.create_run_from_pipeline_package(
+            package, arguments=arguments, run_name=args.run_name, experiment_name=args.experiment,
+            enable_caching=caching, service_account=args.service_account)
+        print(f"run {result.run_id} started")
+        return 0
+    validate_cron(args.cron, seconds=True)
+    experiment = client.create_experiment(args.experiment)
+    result = client.create_recurring_run(
+        experiment_id=experiment.experiment_id, job_name=args.run_name or "simsiam-tfx-schedule",
+        cron_expression=args.cron, max_concurrency=args.max_concurrency, params=arguments,
+        pipeline_package_path=package, enable_caching=caching, service_account=args.service_account)
+    print(f"recurring run {result.recurring_run_id} created ({args.cron})")
+    return 0
+
+
+# ---- Vertex AI ------------------------------------------------------------------------------
+def vertex_job(args, credentials=None):
+    """The aiplatform.PipelineJob for this template and these arguments (nothing is sent)."""
+    from google.cloud import aiplatform
+
+    from kubeflow.compile import load_spec
+    if not args.template.endswith(".json"):
+        raise ConfigError(f"--template must be the .json from `compile --target vertex`, got {args.template!r}")
+    if not args.project:
+        raise ConfigError("--project is required for Vertex AI")
+    if not args.region:
+        raise ConfigError("--region is required for Vertex AI (e.g. europe-west4)")
+    spec = load_spec(args.template)
+    return aiplatform.PipelineJob(
+        display_name=args.display_name or spec["pipelineInfo"]["name"], template_path=args.template,
+        pipeline_root=args.pipeline_root, parameter_values=run_arguments(spec, args),
+        enable_caching=False if args.no_cache else None, project=args.project, location=args.region,
+        credentials=credentials)
+
+
+def vertex_request(args) -> dict[str, Any]:
+    """The create request `vertex run|schedule` would send, built by aiplatform itself."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.protobuf import json_format
+    job = vertex_job(args, credentials=AnonymousCredentials())  # dry run: no credentials needed
+    resource = job._gca_resource  # what submit() sends
+    if args.service_account:
+        resource.service_account = args.service_account
+    pipeline_job = json_format.MessageToDict(resource._pb)
+    request: dict[str, Any] = {"parent": job._parent, "pipeline_job": pipeline_job}
+    if args.vertex_command == "run":
+        return {"method": "CreatePipelineJob", "pipeline_job_id": job.job_id, **request}
+    return {"method": "CreateSchedule", "parent": job._parent, "schedule": {
+        "display_name": args.schedule_name or f"{pipeline_job['displayName']}-schedule", "cron": args.cron,
+        "max_concurrent_run_count": args.max_concurrency, "create_pipeline_job_request": request}}
+
+
+def _cmd_vertex(args) -> int:
+    if args.vertex_command == "schedule":
+        validate_cron(args.cron, seconds=False)
+    if args.dry_run:
+        print(json.dumps(vertex_request(args), indent=1, sort_keys=True))
+        return 0
+    job = vertex_job(args)
+    if args.vertex_command == "run":
+        job.submit(service_account=args.service_account)
+        print(f"submitted {job.resource_name}")
+    else:
+        schedule = job.create_schedule(cron=args.cron, display_name=args.schedule_name or f"{job.display_name}-schedule",
+                                       max_concurrent_run_count=args.max_concurrency,
+                                       service_account=args.service_account)
+        print(f"created schedule {schedule.resource_name}")
+    return 0
+
+
+# ---- parser ---------------------------------------------------------------------------------
 def register(subparsers) -> None:
-    """Adds the Kubeflow/Vertex subcommands to the `simsiam-tfx` parser (none yet)."""
+    """Adds `compile`, `kfp` and `vertex` to the `simsiam-tfx` parser."""
+    from kubeflow.compile import TARGETS, KubeflowConfig
+    from pipeline.cli import _add_run_flags
+    d = KubeflowConfig()
+
+    c = subparsers.add_parser("compile", help="compile for Kubeflow Pipelines (.yaml) or Vertex AI (.json)",
+                              description="Compile the pipeline offline (no credentials). Runtime parameters: "
+                                          "input_base, trainer_config, eval_config.",
+                              conflict_handler="resolve")  # our --output FILE replaces run's --output DIR
+    _add_run_flags(c)
+    c.add_argument("--target", choices=TARGETS, required=True, help="kfp: bare pipeline spec; vertex: PipelineJob")
+    c.add_argument("--image", required=True, help="container image with this project (kubeflow/Dockerfile)")
+    c.add_argument("--pipeline-root", required=True, help="gs://bucket/path for artifacts and pushed models")
+    c.add_argument("--output", required=True, metavar="FILE", help="output file: .yaml (kfp) or .json (vertex)")
+    c.add_argument("--input-base", help="default data location (default: <pipeline-root>/data)")
+    c.add_argument("--num-classes", type=int, default=d.num_classes, help="label classes (default: 10)")
+    c.add_argument("--trainer-cpu", type=float, help="vCPUs per Trainer")
+    c.add_argument("--trainer-memory", type=float, help="memory per Trainer in GB")
+    c.add_argument("--trainer-gpus", type=int, default=0, help="GPUs per Trainer (default: 0)")
+    c.add_argument("--gpu-type", default=d.gpu_type, help=f"accelerator type (default: {d.gpu_type})")
+    c.add_argument("--beam-arg", action="append", metavar="FLAG",
+                   help="Beam flag for the Beam components, repeatable (e.g. --beam-arg=--runner=DataflowRunner)")
+    c.set_defaults(func=_cmd_compile)
+
+    k = subparsers.add_parser("kfp", help="upload, run or schedule on Kubeflow Pipelines")
+    ksub = k.add_subparsers(dest="kfp_command", metavar="ACTION", required=True)
+    for name, text in (("upload", "upload the pipeline (or a new version)"), ("run", "start a run"),
+                       ("schedule", "create a recurring run")):
+        p = ksub.add_parser(name, help=text)
+        p.add_argument("--host", help="KFP API endpoint (default: $KF_PIPELINES_ENDPOINT)")
+        p.add_argument("--token", help="bearer token (default: $KFP_TOKEN)")
+        p.add_argument("--iap-client-id", help="OAuth client id of an IAP-protected endpoint")
+        p.add_argument("--namespace", help="Kubeflow namespace (multi-user deployments)")
+        p.add_argument("--package", required=True, metavar="FILE", help="the .yaml from `compile --target kfp`")
+        if name == "upload":
+            p.add_argument("--name", default="simsiam-tfx", help="pipeline name (default: simsiam-tfx)")
+            p.add_argument("--version", help="upload as a new version of the existing pipeline --name")
+        else:
+            p.add_argument("--experiment", default="simsiam-tfx", help="experiment (default: simsiam-tfx)")
+            p.add_argument("--run-name", help="name of the run / recurring run")
+            p.add_argument("--service-account", help="Kubernetes service account for the run")
+            _add_param_flags(p)
+        if name == "schedule":
+            p.add_argument("--cron", required=True, help="6 fields with seconds, e.g. '0 0 3 * * *'")
+            p.add_argument("--max-concurrency", type=int, default=1)
+        p.set_defaults(func=_cmd_kfp)
+
+    v = subparsers.add_parser("vertex", help="run or schedule on Vertex AI Pipelines")
+    vsub = v.add_subparsers(dest="vertex_command", metavar="ACTION", required=True)
+    for name, text in (("run", "submit a PipelineJob"), ("schedule", "create a schedule")):
+        p = vsub.add_parser(name, help=text)
+        p.add_argument("--template", required=True, metavar="FILE", help="the .json from `compile --target vertex`")
+        p.add_argument("--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT"), help="GCP project")
+        p.add_argument("--region", help="Vertex AI region, e.g. europe-west4")
+        p.add_argument("--pipeline-root", help="override the compiled pipeline root (gs://...)")
+        p.add_argument("--service-account", help="service account the pipeline runs as")
+        p.add_argument("--display-name", help="display name of the job")
+        p.add_argument("--dry-run", action="store_true", help="print the request instead of sending it")
+        _add_param_flags(p)
+        if name == "schedule":
+            p.add_argument("--cron", required=True, help="5 fields, optional TZ= prefix: 'TZ=Europe/Paris 0 3 * * *'")
+            p.add_argument("--schedule-name", help="display name of the schedule")
+            p.add_argument("--max-concurrency", type=int, default=1)
+        p.set_defaults(func=_cmd_vertex)
+

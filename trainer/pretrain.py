@@ -1,6 +1,7 @@
 """Trainer #1, SimSiamPretrain: TFX's FnArgs -> SimSiam pre-training -> exported encoder."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -12,6 +13,7 @@ from pipeline.config import PipelineConfig
 from trainer import augment, backbones, data, heads, model, monitors, schedules
 
 METRICS_FILE = "pretrain_metrics.json"
+HISTORY_FILE = "history.json"
 
 
 def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, weight_decay: float,
@@ -27,9 +29,56 @@ def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, wei
     return simsiam
 
 
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves model, both optimizers, the epoch counter and the monitor history after every epoch."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable, monitor: monitors.EpochMonitor):
+        super().__init__()
+        self.manager, self.epoch, self.monitor = manager, epoch, monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        # History first: a kill between the two writes leaves an extra row, dropped on restore.
+        tf.io.gfile.makedirs(self.manager.directory)
+        with tf.io.gfile.GFile(os.path.join(self.manager.directory, HISTORY_FILE), "w") as f:
+            json.dump(self.monitor.history, f)
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+def _restore(simsiam: model.SimSiam, checkpoint_dir: str, monitor: monitors.EpochMonitor):
+    """Returns (manager, epoch variable, completed epochs); resumes from the latest checkpoint."""
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    # Optimizer slots must exist before restoring so their values are restored too.
+    simsiam.optimizer.build(simsiam.encoder.trainable_variables + simsiam.projector.trainable_variables)
+    simsiam.predictor_optimizer.build(simsiam.predictor.trainable_variables)
+    checkpoint = tf.train.Checkpoint(encoder=simsiam.encoder, projector=simsiam.projector,
+                                     predictor=simsiam.predictor, optimizer=simsiam.optimizer,
+                                     predictor_optimizer=simsiam.predictor_optimizer, epoch=epoch)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        history_path = os.path.join(checkpoint_dir, HISTORY_FILE)
+        if tf.io.gfile.exists(history_path):
+            with tf.io.gfile.GFile(history_path) as f:
+                monitor.history = [row for row in json.load(f) if row["epoch"] <= int(epoch.numpy())]
+        print(f"[pretrain] resuming after epoch {int(epoch.numpy())} from {manager.latest_checkpoint}", flush=True)
+    return manager, epoch, int(epoch.numpy())
+
+
+def checkpoint_dir_for(model_run_dir: str, config: PipelineConfig, train_files) -> str:
+    """A working directory that outlives one Trainer execution: the same inputs and settings map to
+    the same folder, so an execution that crashed is resumed by the next one."""
+    key = hashlib.sha256(json.dumps([config.trainer_dict(), sorted(train_files)], sort_keys=True).encode())
+    component_root = os.path.dirname(os.path.dirname(model_run_dir.rstrip("/")))
+    return os.path.join(component_root, "checkpoints", key.hexdigest()[:16])
+
+
 def pretrain(config: PipelineConfig, pretrain_files, probe_files, eval_files, num_classes: int,
-             log_dir: str) -> tuple[model.SimSiam, dict]:
-    """Runs pre-training; returns the model and a metrics dict (per-epoch history included)."""
+             log_dir: str, checkpoint_dir: str | None = None) -> tuple[model.SimSiam, dict]:
+    """Runs pre-training; returns the model and a metrics dict (per-epoch history included).
+
+    With `checkpoint_dir`, saves after every epoch and resumes from the last completed one.
+    """
     image_size = config.data.image_size
     p = config.pretrain.resolved(image_size)
     keras.utils.set_random_seed(p.seed)
@@ -51,8 +100,14 @@ def pretrain(config: PipelineConfig, pretrain_files, probe_files, eval_files, nu
     print(f"[pretrain] {num_examples} images, batch {batch_size}, {steps_per_epoch} steps/epoch x {p.epochs} "
           f"epochs, peak lr {peak_lr:.4g}, wd {p.weight_decay}, d={p.proj_dim}, "
           f"augment={config.data.augment_preset()}", flush=True)
+    callbacks, initial_epoch = [monitor], 0
+    if checkpoint_dir:
+        manager, epoch_var, initial_epoch = _restore(simsiam, checkpoint_dir, monitor)
+        callbacks.append(EpochCheckpoint(manager, epoch_var, monitor))
     start = time.perf_counter()
-    simsiam.fit(views, epochs=p.epochs, steps_per_epoch=steps_per_epoch, callbacks=[monitor], verbose=0)
+    if initial_epoch < p.epochs:
+        simsiam.fit(views, epochs=p.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                    callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
     last = monitor.history[-1]
     metrics = {
@@ -65,8 +120,10 @@ def pretrain(config: PipelineConfig, pretrain_files, probe_files, eval_files, nu
         "z_std_healthy": monitors.healthy_z_std(p.proj_dim),
         "collapsed": last["collapsed"],
         "knn_accuracy": last.get("knn_accuracy"),
-        "images_per_second": p.epochs * steps_per_epoch * batch_size / seconds,
+        # Of this execution only (a resumed run counts the epochs it ran itself).
+        "images_per_second": (p.epochs - initial_epoch) * steps_per_epoch * batch_size / max(seconds, 1e-9),
         "seconds": seconds,
+        "resumed_after_epoch": initial_epoch,
         "history": monitor.history,
     }
     if last["collapsed"]:
@@ -83,10 +140,14 @@ def run_fn(fn_args) -> None:
     custom = fn_args.custom_config
     config = PipelineConfig.from_dict(custom["config"])
     probe_files, eval_files = (fn_args.eval_files + [None, None])[:2]
+    checkpoint_dir = checkpoint_dir_for(fn_args.model_run_dir, config, fn_args.train_files)
     simsiam, metrics = pretrain(config, fn_args.train_files, [probe_files] if probe_files else None,
                                 [eval_files] if eval_files else None, custom["num_classes"],
-                                log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"))
+                                log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
+                                checkpoint_dir=checkpoint_dir)
     simsiam.encoder.save(fn_args.serving_model_dir, include_optimizer=False)
+    # Finished: a later execution (e.g. --no-cache) must train afresh, not resume a finished run.
+    tf.io.gfile.rmtree(checkpoint_dir)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)

