@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from pipeline.config import AUGMENT_PRESETS, BACKBONES, EMBEDDED_DATASETS, ConfigError, PipelineConfig
+from pipeline.config import AUGMENT_PRESETS, BACKBONES, EMBEDDED_DATASETS, PRECISIONS, ConfigError, PipelineConfig
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,8 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help=f"pre-training batch size (default: {d.pretrain.batch_size})")
     parser.add_argument("--backbone", choices=BACKBONES, help=f"encoder (default: {d.pretrain.backbone})")
     parser.add_argument("--width", type=int, help=f"channels of the first ResNet stage (default: {d.pretrain.width})")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="pre-training precision: bf16 = Keras mixed_bfloat16 (default: fp32)")
     parser.add_argument("--min-accuracy", type=float,
                         help=f"Evaluator's accuracy floor for blessing (default: {d.eval.min_accuracy})")
     parser.add_argument("--max-regression", type=float,
@@ -34,7 +36,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         ("output_dir",): args.output, ("data", "dataset"): args.dataset, ("data", "image_size"): args.image_size,
         ("data", "augment"): args.augment, ("pretrain", "epochs"): args.epochs,
         ("pretrain", "batch_size"): args.batch_size, ("pretrain", "backbone"): args.backbone,
-        ("pretrain", "width"): args.width, ("eval", "min_accuracy"): args.min_accuracy,
+        ("pretrain", "width"): args.width, ("pretrain", "precision"): args.precision,
+        ("eval", "min_accuracy"): args.min_accuracy,
         ("eval", "max_regression"): args.max_regression, ("data", "seed"): args.seed,
         ("pretrain", "seed"): args.seed,
     }
@@ -105,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--width", type=int, default=16)
     bench.add_argument("--image-size", type=int, default=32)
     bench.add_argument("--batch-size", type=int, default=256)
-    bench.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+    bench.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="bf16 = Keras mixed_bfloat16 (loss and normalisation stay float32)")
     bench.add_argument("--xla", action="store_true", help="compile the train step with XLA")
     bench.add_argument("--augment", choices=AUGMENT_PRESETS, default="strong-colour")

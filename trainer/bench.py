@@ -16,9 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from trainer import augment, data
-from trainer.pretrain import build_simsiam
-
-PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+from trainer.pretrain import PRECISION_POLICIES, build_simsiam
 
 
 def device_name() -> str:

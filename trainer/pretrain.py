@@ -13,6 +13,7 @@ from pipeline.config import PipelineConfig
 from trainer import augment, backbones, data, heads, model, monitors, schedules
 
 METRICS_FILE = "pretrain_metrics.json"
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 HISTORY_FILE = "history.json"
 
 
@@ -79,8 +80,17 @@ def pretrain(config: PipelineConfig, pretrain_files, probe_files, eval_files, nu
 
     With `checkpoint_dir`, saves after every epoch and resumes from the last completed one.
     """
+    p = config.pretrain.resolved(config.data.image_size)
+    # The policy is global in Keras: set it only while this model is built and trained.
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[p.precision])
+    try:
+        return _pretrain(config, p, pretrain_files, probe_files, eval_files, num_classes, log_dir, checkpoint_dir)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _pretrain(config, p, pretrain_files, probe_files, eval_files, num_classes, log_dir, checkpoint_dir):
     image_size = config.data.image_size
-    p = config.pretrain.resolved(image_size)
     keras.utils.set_random_seed(p.seed)
     num_examples = data.count_examples(pretrain_files)
     batch_size = min(p.batch_size, num_examples)
@@ -112,6 +122,7 @@ def pretrain(config: PipelineConfig, pretrain_files, probe_files, eval_files, nu
     last = monitor.history[-1]
     metrics = {
         "epochs": p.epochs,
+        "precision": p.precision,
         "steps": p.epochs * steps_per_epoch,
         "batch_size": batch_size,
         "peak_learning_rate": peak_lr,
