@@ -19,6 +19,7 @@ from PIL import Image
 
 from components import shapes
 from pipeline.config import SPLITS
+from trainer.data import IMAGE_KEY, LABEL_KEY
 
 DIGITS_SPLIT = (997, 400, 400)  # of scikit-learn's 1,797 digits, in a fixed seeded order
 
@@ -78,8 +79,8 @@ def materialize(dataset: str, root: str, image_size: int, shapes_per_split, seed
         with tf.io.TFRecordWriter(path, options="GZIP") as writer:
             for image, label in zip(images[start:start + n], labels[start:start + n]):
                 example = tf.train.Example(features=tf.train.Features(feature={
-                    "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[_png(image)])),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+                    IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[_png(image)])),
+                    LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
                 }))
                 writer.write(example.SerializeToString())
         counts[split], start = n, start + n

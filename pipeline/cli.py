@@ -5,7 +5,8 @@ import argparse
 import os
 import sys
 
-from pipeline.config import AUGMENT_PRESETS, BACKBONES, EMBEDDED_DATASETS, PRECISIONS, ConfigError, PipelineConfig
+from pipeline.config import (AUGMENT_PRESETS, BACKBONES, EMBEDDED_DATASETS, PRECISIONS, ConfigError,
+                             PipelineConfig, require)
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -71,20 +72,15 @@ def _cmd_bench(args) -> int:
 
     import trainer  # noqa: F401  (Keras mode)
     from trainer import bench
-    _require(args.width >= 1, f"--width must be >= 1, got {args.width}")
-    _require(16 <= args.image_size <= 512, f"--image-size must be in [16, 512], got {args.image_size}")
-    _require(args.batch_size >= 2, f"--batch-size must be >= 2, got {args.batch_size}")
-    _require(args.steps >= 1 and args.warmup >= 0, "--steps must be >= 1 and --warmup >= 0")
+    require(args.width >= 1, f"--width must be >= 1, got {args.width}")
+    require(16 <= args.image_size <= 512, f"--image-size must be in [16, 512], got {args.image_size}")
+    require(args.batch_size >= 2, f"--batch-size must be >= 2, got {args.batch_size}")
+    require(args.steps >= 1 and args.warmup >= 0, "--steps must be >= 1 and --warmup >= 0")
     result = bench.run(backbone=args.backbone, width=args.width, image_size=args.image_size,
                        batch_size=args.batch_size, precision=args.precision, xla=args.xla, steps=args.steps,
                        warmup=args.warmup, augment_preset=args.augment)
     print(json.dumps(result))
     return 0
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,23 +140,23 @@ class PipelineConfig:
     # ---- validation and (de)serialisation -------------------------------------------------
     def validate(self) -> "PipelineConfig":
         d, p = self.data, self.pretrain
-        _check(d.dataset in EMBEDDED_DATASETS,
+        require(d.dataset in EMBEDDED_DATASETS,
                f"unknown dataset {d.dataset!r}; choose one of {', '.join(EMBEDDED_DATASETS)}")
-        _check(16 <= d.image_size <= 512, f"--image-size must be in [16, 512], got {d.image_size}")
-        _check(all(n >= 10 for n in d.shapes_per_split),
+        require(16 <= d.image_size <= 512, f"--image-size must be in [16, 512], got {d.image_size}")
+        require(all(n >= 10 for n in d.shapes_per_split),
                f"each shapes split needs at least 10 images, got {d.shapes_per_split}")
-        _check(d.augment is None or d.augment in AUGMENT_PRESETS,
+        require(d.augment is None or d.augment in AUGMENT_PRESETS,
                f"unknown augmentation preset {d.augment!r}; choose one of {', '.join(AUGMENT_PRESETS)}")
-        _check(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}")
-        _check(p.width >= 1, f"--width must be >= 1, got {p.width}")
-        _check(p.epochs >= 1, f"--epochs must be >= 1, got {p.epochs}")
-        _check(p.batch_size >= 2, f"--batch-size must be >= 2 (BatchNorm needs a batch), got {p.batch_size}")
-        _check(p.warmup_epochs < p.epochs, "warm-up must be shorter than training")
-        _check(p.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}")
-        _check(0.0 <= self.eval.min_accuracy <= 1.0,
+        require(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        require(p.width >= 1, f"--width must be >= 1, got {p.width}")
+        require(p.epochs >= 1, f"--epochs must be >= 1, got {p.epochs}")
+        require(p.batch_size >= 2, f"--batch-size must be >= 2 (BatchNorm needs a batch), got {p.batch_size}")
+        require(p.warmup_epochs < p.epochs, "warm-up must be shorter than training")
+        require(p.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}")
+        require(0.0 <= self.eval.min_accuracy <= 1.0,
                f"--min-accuracy must be in [0, 1], got {self.eval.min_accuracy}")
-        _check(self.eval.max_regression >= 0.0, "--max-regression must be >= 0")
-        _check(self.probe.l2 >= 0.0, "probe l2 must be >= 0")
+        require(self.eval.max_regression >= 0.0, "--max-regression must be >= 0")
+        require(self.probe.l2 >= 0.0, "probe l2 must be >= 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,6 +203,6 @@ def _build(section_cls, value: dict[str, Any], name: str):
     return section_cls(**value)
 
 
-def _check(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)

@@ -59,21 +59,11 @@ def test_crop_and_colour_statistics_follow_the_configuration():
     assert 0.16 < grey.mean() < 0.24
 
 
-def _write_transformed(path, images):
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for i, img in enumerate(images):
-            ex = tf.train.Example(features=tf.train.Features(feature={
-                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(img).numpy()])),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
-            }))
-            writer.write(ex.SerializeToString())
-
-
 def test_input_pipeline_pairs_two_views_of_the_same_example(tmp_path):
     # With an augmentation that changes nothing, both views must be identical: same example.
     images = [np.full((SIZE, SIZE, 3), 10 * i, np.uint8) for i in range(12)]
     path = str(tmp_path / "t.tfrecord.gz")
-    _write_transformed(path, images)
+    data.write_transformed(path, images)
     identity = augment.AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), jitter_prob=0.0,
                                      grayscale_prob=0.0, flip=False)
     ds = data.pretrain_views([path], SIZE, 4, identity, seed=0, num_examples=12)
@@ -87,7 +77,7 @@ def test_input_pipeline_pairs_two_views_of_the_same_example(tmp_path):
 def test_input_pipeline_draws_new_views_every_epoch(tmp_path):
     images = [np.random.default_rng(i).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8) for i in range(4)]
     path = str(tmp_path / "t.tfrecord.gz")
-    _write_transformed(path, images)
+    data.write_transformed(path, images)
     ds = data.pretrain_views([path], SIZE, 4, augment.preset("cifar"), seed=0, num_examples=4)
     batches = [b[0].numpy() for b in ds.take(2)]
     # Same 4 images in both "epochs" (in some order), but never the same views.

@@ -55,17 +55,9 @@ def _timed(step, steps: int, warmup: int, batch_size: int) -> float:
 
 
 def write_transformed_examples(path: str, num_images: int, image_size: int, seed: int = 0) -> None:
-    """Random uint8 images in the Transform output format (serialized tensors, gzipped TFRecords)."""
+    """Random uint8 images in Transform's output format."""
     rng = np.random.default_rng(seed)
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for i in range(num_images):
-            image = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
-            example = tf.train.Example(features=tf.train.Features(feature={
-                data.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[tf.io.serialize_tensor(image).numpy()])),
-                data.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 10])),
-            }))
-            writer.write(example.SerializeToString())
+    data.write_transformed(path, rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8))
 
 
 def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch_size: int = 256,

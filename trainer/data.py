@@ -18,11 +18,14 @@ LABEL_KEY = "label"
 CACHE_MAX_BYTES = 2 << 30
 
 
+def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels -> float32 in [0, 1]."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
 def decode_image(serialized: tf.Tensor, image_size: int) -> tf.Tensor:
     """One serialized uint8 (S, S, 3) tensor -> float32 image in [0, 1]."""
-    image = tf.io.parse_tensor(serialized, tf.uint8)
-    image = tf.ensure_shape(image, (image_size, image_size, 3))
-    return tf.cast(image, tf.float32) / 255.0
+    return to_float(tf.ensure_shape(tf.io.parse_tensor(serialized, tf.uint8), (image_size, image_size, 3)))
 
 
 def decode_images(serialized: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -39,14 +42,27 @@ def _records(file_patterns: list[str]) -> tf.data.Dataset:
     return tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
 
 
-def _parse(with_labels: bool):
+def _examples(file_patterns: list[str], with_labels: bool) -> tf.data.Dataset:
+    """Parsed examples, one at a time (parsing itself runs on batches of records: faster)."""
     spec = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
     if with_labels:
         spec[LABEL_KEY] = tf.io.FixedLenFeature([], tf.int64)
+    return (_records(file_patterns).batch(1024)
+            .map(lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch())
 
-    def parse(records):
-        return tf.io.parse_example(records, spec)
-    return parse
+
+def write_transformed(path: str, images, labels=None) -> None:
+    """Writes uint8 (S, S, 3) images in Transform's output format (for benchmarks and tests)."""
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i, image in enumerate(images):
+            label = i % 10 if labels is None else int(labels[i])
+            example = tf.train.Example(features=tf.train.Features(feature={
+                IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[tf.io.serialize_tensor(tf.constant(image, tf.uint8)).numpy()])),
+                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            }))
+            writer.write(example.SerializeToString())
 
 
 def count_examples(file_patterns: list[str]) -> int:
@@ -59,17 +75,16 @@ def _maybe_cache(ds: tf.data.Dataset, num_examples: int, image_size: int) -> tf.
 
 def labelled_images(file_patterns: list[str], image_size: int, batch_size: int) -> tf.data.Dataset:
     """Finite, in file order, no augmentation: (images, labels) batches for probes and monitors."""
-    ds = _records(file_patterns).batch(1024).map(_parse(True), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    ds = ds.map(lambda ex: (decode_image(ex[IMAGE_KEY], image_size), ex[LABEL_KEY]),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = _examples(file_patterns, with_labels=True).map(
+        lambda ex: (decode_image(ex[IMAGE_KEY], image_size), ex[LABEL_KEY]), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def pretrain_views(file_patterns: list[str], image_size: int, batch_size: int,
                    config: augment.AugmentConfig, seed: int, num_examples: int) -> tf.data.Dataset:
     """Endless batches of (view1, view2) from transformed examples; see `views_of`."""
-    ds = _records(file_patterns).batch(1024).map(_parse(False), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    ds = ds.map(lambda ex: tf.io.parse_tensor(ex[IMAGE_KEY], tf.uint8), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = _examples(file_patterns, with_labels=False).map(
+        lambda ex: tf.io.parse_tensor(ex[IMAGE_KEY], tf.uint8), num_parallel_calls=tf.data.AUTOTUNE)
     return views_of(ds, image_size, batch_size, config, seed, num_examples)
 
 
@@ -87,7 +102,7 @@ def views_of(images: tf.data.Dataset, image_size: int, batch_size: int, config: 
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def views(images, batch_seed):
-        images = tf.cast(tf.ensure_shape(images, (None, image_size, image_size, 3)), tf.float32) / 255.0
+        images = to_float(tf.ensure_shape(images, (None, image_size, image_size, 3)))
         return augment.two_views(images, batch_seed, config, image_size)
 
     # Augmentation runs on whole batches (vectorised), so the input pipeline costs a small

@@ -38,7 +38,8 @@ class SimSiam(keras.Model):
     def call(self, images, training=False):
         return self.projector(self.encoder(images, training=training), training=training)
 
-    def _backbone_variables(self):
+    def backbone_variables(self):
+        """Encoder and projector weights: the ones on the cosine schedule."""
         return self.encoder.trainable_variables + self.projector.trainable_variables
 
     def train_step(self, data):
@@ -50,7 +51,7 @@ class SimSiam(keras.Model):
             p1 = self.predictor(z1, training=True)
             p2 = self.predictor(z2, training=True)
             loss = losses.simsiam_loss(p1, p2, z1, z2)
-        backbone_vars = self._backbone_variables()
+        backbone_vars = self.backbone_variables()
         predictor_vars = self.predictor.trainable_variables
         grads = tape.gradient(loss, backbone_vars + predictor_vars)
         grads = [g + self.weight_decay * tf.cast(v, g.dtype) for g, v in zip(grads, backbone_vars + predictor_vars)]

@@ -50,7 +50,7 @@ def _restore(simsiam: model.SimSiam, checkpoint_dir: str, monitor: monitors.Epoc
     """Returns (manager, epoch variable, completed epochs); resumes from the latest checkpoint."""
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     # Optimizer slots must exist before restoring so their values are restored too.
-    simsiam.optimizer.build(simsiam.encoder.trainable_variables + simsiam.projector.trainable_variables)
+    simsiam.optimizer.build(simsiam.backbone_variables())
     simsiam.predictor_optimizer.build(simsiam.predictor.trainable_variables)
     checkpoint = tf.train.Checkpoint(encoder=simsiam.encoder, projector=simsiam.projector,
                                      predictor=simsiam.predictor, optimizer=simsiam.optimizer,
