@@ -21,6 +21,7 @@ import tf_keras as keras
 from components import shapes
 from pipeline.config import DataConfig
 from trainer import augment, backbones, data, probe, schedules
+from trainer import supervised as sup
 from trainer.pretrain import build_simsiam
 
 
@@ -44,24 +45,14 @@ def linear_probe(encoder, splits, l2=1e-4):
 
 
 def supervised(splits, args):
+    """The Trainer's supervised reference (trainer/supervised.py) on every labelled non-eval image."""
     (xp, yp), (xt, yt), (xe, ye) = splits
-    x, y = np.concatenate([xp, xt]), np.concatenate([yp, yt])  # every labelled non-eval image
-    keras.utils.set_random_seed(args.seed)
-    enc = backbones.build_encoder(args.backbone, args.image_size, args.width)
-    model = keras.Sequential([enc, keras.layers.Dense(10)])
-    cfg = augment.preset(args.augment)
-    steps = len(x) // args.batch_size
-
-    def aug(img, label, seed):
-        return augment.augment_view(tf.cast(img, tf.float32) / 255.0, seed, cfg, args.image_size), label
-    ds = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat(),
-                              tf.data.Dataset.random(seed=1).batch(2)))
-    ds = ds.map(lambda a, b: aug(a[0], a[1], b), num_parallel_calls=tf.data.AUTOTUNE).batch(args.batch_size)
-    lr = schedules.WarmupCosine(0.1 * args.batch_size / 256, args.epochs * steps)
-    model.compile(keras.optimizers.SGD(lr, momentum=0.9, weight_decay=5e-4),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(ds.prefetch(2), epochs=args.epochs, steps_per_epoch=steps, verbose=2)
-    return model.evaluate(_labelled(xe, ye), verbose=0)[1]
+    x, y = np.concatenate([xp, xt]), np.concatenate([yp, yt])
+    result = sup.supervised_accuracy_arrays(x, y, xe, ye, backbone=args.backbone, width=args.width, num_classes=10,
+                                            epochs=args.epochs, batch_size=args.batch_size,
+                                            augment_config=args.augment, seed=args.seed, base_lr=0.1,
+                                            weight_decay=5e-4, verbose=True)
+    return result["accuracy"]
 
 
 def main():

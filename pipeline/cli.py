@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
-from pipeline.config import (AUGMENT_PRESETS, BACKBONES, EMBEDDED_DATASETS, PRECISIONS, ConfigError,
-                             PipelineConfig, require)
+from pipeline.config import (AUGMENT_PRESETS, BACKBONES, DATASETS, PRECISIONS, ConfigError, PipelineConfig,
+                             require)
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     d = PipelineConfig()
     parser.add_argument("--config", metavar="FILE", help="JSON configuration file (flags given here override it)")
     parser.add_argument("--output", metavar="DIR", help=f"output directory (default: {d.output_dir})")
-    parser.add_argument("--dataset", choices=EMBEDDED_DATASETS, help=f"data set (default: {d.data.dataset})")
+    _add_data_flags(parser)
     parser.add_argument("--image-size", type=int, help=f"image side in pixels (default: {d.data.image_size})")
     parser.add_argument("--augment", choices=AUGMENT_PRESETS,
                         help="augmentation preset (default: cifar for shapes, mild for digits)")
@@ -23,6 +24,9 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, help=f"channels of the first ResNet stage (default: {d.pretrain.width})")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="pre-training precision: bf16 = Keras mixed_bfloat16 (default: fp32)")
+    parser.add_argument("--supervised-epochs", type=int,
+                        help="also train a supervised-from-scratch reference (same encoder + linear head) for "
+                             "this many epochs on probe_train and report its eval accuracy (default: 0 = off)")
     parser.add_argument("--min-accuracy", type=float,
                         help=f"Evaluator's accuracy floor for blessing (default: {d.eval.min_accuracy})")
     parser.add_argument("--max-regression", type=float,
@@ -31,23 +35,59 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="re-run every component even if its inputs are unchanged")
 
 
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    d = PipelineConfig().data
+    data = parser.add_argument_group("data sources")
+    data.add_argument("--dataset", choices=DATASETS,
+                      help=f"named data set: embedded (offline) or TFDS (default: {d.dataset})")
+    data.add_argument("--tfds-data-dir", metavar="DIR", help="where prepared TFDS data sets are (local or gs://)")
+    data.add_argument("--tfds-download", action="store_true",
+                      help="download and prepare a missing TFDS data set (needs internet)")
+    data.add_argument("--images", metavar="DIR",
+                      help="labelled images, one sub-folder per class; pre-training, probe and evaluation "
+                           "(fixed hash split)")
+    data.add_argument("--tfrecords", metavar="PATTERN",
+                      help="TFRecords of tf.train.Example with an encoded image and an int64 label")
+    data.add_argument("--image-key", help=f"image feature of --tfrecords (default: {d.image_key})")
+    data.add_argument("--label-key", help=f"label feature of --tfrecords (default: {d.label_key})")
+    data.add_argument("--pretrain-images", metavar="DIR",
+                      help="unlabelled images (any folder tree) for pre-training only")
+    data.add_argument("--probe-dataset", choices=DATASETS, help="a separate labelled data set for probe and evaluation")
+    data.add_argument("--probe-images", metavar="DIR", help="a separate labelled class-folder tree for probe and evaluation")
+    data.add_argument("--eval-fraction", type=float,
+                      help=f"share of a single labelled source held out for evaluation (default: {d.eval_fraction})")
+    data.add_argument("--schema", metavar="FILE",
+                      help="curated schema.pbtxt (ImportSchemaGen); anomalies against it stop the run")
+
+
+_DATA_FLAGS = ("dataset", "tfds_data_dir", "images", "tfrecords", "image_key", "label_key", "pretrain_images",
+               "probe_dataset", "probe_images", "eval_fraction", "schema")
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     config = PipelineConfig.from_json_file(args.config) if args.config else PipelineConfig()
     overrides = {
-        ("output_dir",): args.output, ("data", "dataset"): args.dataset, ("data", "image_size"): args.image_size,
+        ("output_dir",): args.output, ("data", "image_size"): args.image_size,
         ("data", "augment"): args.augment, ("pretrain", "epochs"): args.epochs,
         ("pretrain", "batch_size"): args.batch_size, ("pretrain", "backbone"): args.backbone,
         ("pretrain", "width"): args.width, ("pretrain", "precision"): args.precision,
-        ("eval", "min_accuracy"): args.min_accuracy,
+        ("eval", "min_accuracy"): args.min_accuracy, ("probe", "supervised_epochs"): args.supervised_epochs,
         ("eval", "max_regression"): args.max_regression, ("data", "seed"): args.seed,
         ("pretrain", "seed"): args.seed,
     }
+    overrides.update({("data", name): getattr(args, name) for name in _DATA_FLAGS})
+    if args.tfds_download:
+        overrides[("data", "tfds_download")] = True
     for path, value in overrides.items():
         if value is not None:
             target = config
             for part in path[:-1]:
                 target = getattr(target, part)
             setattr(target, path[-1], value)
+    for name in ("tfds_data_dir", "images", "tfrecords", "pretrain_images", "probe_images", "schema"):
+        value = getattr(config.data, name)
+        if value and "://" not in value:  # the plan is read from elsewhere: make local paths absolute
+            setattr(config.data, name, os.path.abspath(os.path.expanduser(value)))
     if args.no_cache:
         config.enable_cache = False
     config.output_dir = os.path.abspath(config.output_dir)
@@ -67,8 +107,17 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_sources(args) -> int:
+    from components import sources
+    config = config_from_args(args)
+    plan = sources.plan(config.data, args.to)
+    folder = sources.write_plan(plan, args.to)
+    print(json.dumps({"input_base": folder, "num_classes": plan.num_classes, **sources.summary(plan)},
+                     indent=2, ensure_ascii=False))
+    return 0
+
+
 def _cmd_bench(args) -> int:
-    import json
 
     import trainer  # noqa: F401  (Keras mode)
     from trainer import bench
@@ -94,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the MLMD store, the pushed model and run_summary.json under --output.")
     _add_run_flags(run)
     run.set_defaults(func=_cmd_run)
+
+    plan = sub.add_parser(
+        "sources", help="write the data plan (sources.json) that ExampleGen reads, e.g. for Kubeflow/Vertex runs",
+        description="Resolve the data flags into a sources.json plan under --to/sources-<fingerprint>/ and print "
+                    "that folder: pass it as --input-base to `kfp run` / `vertex run`. Paths in the plan must be "
+                    "readable where the pipeline runs (gs://... for a cluster).")
+    _add_run_flags(plan)
+    plan.add_argument("--to", metavar="DIR", required=True, help="folder (local or gs://) for the plan")
+    plan.set_defaults(func=_cmd_sources)
 
     bench = sub.add_parser(
         "bench", help="measure training, input-pipeline and end-to-end throughput; prints one JSON object",

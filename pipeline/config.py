@@ -12,6 +12,8 @@ import os
 from typing import Any, Optional
 
 EMBEDDED_DATASETS = ("shapes", "digits")
+TFDS_DATASETS = ("tf_flowers", "stl10", "cifar10")
+DATASETS = EMBEDDED_DATASETS + TFDS_DATASETS
 BACKBONES = ("resnet18", "resnet50")
 PRECISIONS = ("fp32", "bf16")
 AUGMENT_PRESETS = ("imagenet", "cifar", "strong-colour", "mild")
@@ -27,20 +29,46 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class DataConfig:
+    # A named data set: embedded (offline) or TFDS. It is the labelled source unless `images` or
+    # `tfrecords` replaces it, and also the pre-training source unless `pretrain_images` does.
     dataset: str = "shapes"
     image_size: int = 32
+    # TFDS: where prepared data sets live (local or gs://; None = TFDS's default ~/tensorflow_datasets),
+    # and whether to download and prepare a missing one (needs internet).
+    tfds_data_dir: Optional[str] = None
+    tfds_download: bool = False
+    # The user's own images: labelled class sub-folders (pre-training, probe and evaluation with a
+    # fixed hash split), or TFRecords of tf.train.Example with an encoded image and an int64 label.
+    images: Optional[str] = None
+    tfrecords: Optional[str] = None
+    image_key: str = "image"
+    label_key: str = "label"
+    # Separate sources (the second seed's STL10 -> CIFAR-10 setting): an unlabelled folder for
+    # pre-training only, and/or a labelled data set or folder for the probe and evaluation.
+    pretrain_images: Optional[str] = None
+    probe_dataset: Optional[str] = None
+    probe_images: Optional[str] = None
+    # A curated schema (schema.pbtxt) for ImportSchemaGen instead of inferring one; anomalies
+    # against it (found by ExampleValidator) stop the run before Transform.
+    schema: Optional[str] = None
+    # Share of a single labelled source held out for evaluation (by a hash of the image bytes);
+    # the rest is pre-trained on and probed (the first seed used 85/15).
+    eval_fraction: float = 0.15
     # Size of the generated embedded datasets (shapes only; digits has 1,797 images).
     shapes_per_split: tuple[int, int, int] = (3000, 1000, 1000)
     seed: int = 0
     # Augmentation policy applied on the fly by the Trainer (see trainer/augment.py). None picks
-    # the dataset's default: "strong-colour" for shapes (its colours are random and carry no
+    # the data set's default: "strong-colour" for shapes (its colours are random and carry no
     # class; with the paper's jitter SimSiam matches views by colour: probe 0.121 vs 0.168
-    # measured), "mild" for digits.
+    # measured), "mild" for digits, and the paper's policies for photos ("cifar" up to 96 px,
+    # "imagenet" above).
     augment: Optional[str] = None
 
     def augment_preset(self) -> str:
         if self.augment:
             return self.augment
+        if self.pretrain_images or self.images or self.tfrecords or self.dataset in TFDS_DATASETS:
+            return "cifar" if self.image_size <= 96 else "imagenet"
         return "mild" if self.dataset == "digits" else "strong-colour"
 
 
@@ -90,6 +118,9 @@ class ProbeConfig:
     # is its inverse). Fixed, not tuned: the eval split must not be used to choose anything.
     l2: float = 1e-4
     batch_size: int = 256
+    # Supervised-from-scratch reference: the same encoder + a linear head trained end to end with
+    # labels on probe_train for this many epochs, reported as probe.supervised_accuracy. 0 = off.
+    supervised_epochs: int = 0
 
 
 @dataclasses.dataclass
@@ -140,8 +171,13 @@ class PipelineConfig:
     # ---- validation and (de)serialisation -------------------------------------------------
     def validate(self) -> "PipelineConfig":
         d, p = self.data, self.pretrain
-        require(d.dataset in EMBEDDED_DATASETS,
-               f"unknown dataset {d.dataset!r}; choose one of {', '.join(EMBEDDED_DATASETS)}")
+        require(d.dataset in DATASETS, f"unknown dataset {d.dataset!r}; choose one of {', '.join(DATASETS)}")
+        require(d.probe_dataset is None or d.probe_dataset in DATASETS,
+                f"unknown --probe-dataset {d.probe_dataset!r}; choose one of {', '.join(DATASETS)}")
+        require(not (d.images and d.tfrecords), "give --images or --tfrecords, not both")
+        require(not (d.probe_dataset and d.probe_images), "give --probe-dataset or --probe-images, not both")
+        require(0.0 < d.eval_fraction < 1.0, f"eval_fraction must be in (0, 1), got {d.eval_fraction}")
+        require(bool(d.image_key) and bool(d.label_key), "--image-key and --label-key must not be empty")
         require(16 <= d.image_size <= 512, f"--image-size must be in [16, 512], got {d.image_size}")
         require(all(n >= 10 for n in d.shapes_per_split),
                f"each shapes split needs at least 10 images, got {d.shapes_per_split}")
@@ -157,6 +193,7 @@ class PipelineConfig:
                f"--min-accuracy must be in [0, 1], got {self.eval.min_accuracy}")
         require(self.eval.max_regression >= 0.0, "--max-regression must be >= 0")
         require(self.probe.l2 >= 0.0, "probe l2 must be >= 0")
+        require(self.probe.supervised_epochs >= 0, "--supervised-epochs must be >= 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,18 +13,19 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
     import trainer  # noqa: F401  (sets the Keras mode before TensorFlow loads)
     from tfx import v1 as tfx
 
-    from components import embedded
+    from components import sources
     from pipeline.pipeline import create_pipeline
 
     config.validate()
     os.makedirs(config.output_dir, exist_ok=True)
     start = time.perf_counter()
-    data = embedded.materialize(config.data.dataset, config.data_root, config.data.image_size,
-                                config.data.shapes_per_split, config.data.seed)
+    plan = sources.plan(config.data, config.data_root)
+    input_base = sources.write_plan(plan, config.data_root)
+    print(f"data: {plan.description}; {plan.num_classes} classes; plan {input_base}/{sources.PLAN_FILE}", flush=True)
     pipeline = create_pipeline(
-        config, data.input_base, data.num_classes,
+        config, input_base, plan.num_classes,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    result = summary.build(config, config.data.dataset, time.perf_counter() - start)
+    result = summary.build(config, plan.description, time.perf_counter() - start)
     summary.write(result, config.summary_path)
     return result

@@ -1,6 +1,6 @@
 """create_pipeline(config): the SimSiam TFX pipeline, in the order of its diagram.
 
-    ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform
+    ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> StopOnAnomalies -> Transform
       -> SimSiamPretrain (Trainer) -> LinearProbe (Trainer, base_model = pre-trained encoder)
       -> Resolver (latest blessed model) -> Evaluator (accuracy floor, no regression) -> Pusher
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components import example_gen as example_gen_component
+from components.anomalies_gate import StopOnAnomalies
 from pipeline.config import SPLITS, PipelineConfig
 from trainer.export import PREDICTION_KEY
 
@@ -36,24 +38,27 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
 
 def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """`input_base`: a folder holding the sources.json plan (components/sources.py)."""
     custom = {"config": config.trainer_dict(), "num_classes": num_classes}
 
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=input_base,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=f"{split}/*") for split in SPLITS]))
+    example_gen = example_gen_component.create(input_base)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
-                                          infer_feature_shape=True)
+    if config.data.schema:  # a curated schema: data that drifts from it stops the run
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema)
+    else:
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                              infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    stop_on_anomalies = StopOnAnomalies(anomalies=example_validator.outputs["anomalies"])
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config={"image_size": config.data.image_size},
         # The preprocessing has no analyzers; analysing the pre-training split alone is cheapest.
         splits_config=tfx.proto.SplitsConfig(analyze=["pretrain"], transform=list(SPLITS)))
+    transform.add_upstream_node(stop_on_anomalies)  # no Transform on data with anomalies
 
     pretrain = tfx.components.Trainer(
         run_fn=PRETRAIN_RUN_FN,
@@ -97,7 +102,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, stop_on_anomalies, transform,
                     pretrain, probe, latest_blessed, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -105,6 +105,12 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
 
     statistics = record.output("StatisticsGen", "statistics")
     summary["examples"] = _split_counts(statistics.uri) if statistics else {}
+    examples = record.output("ExampleGen", "examples")
+    if examples is not None and "skipped_count" in examples.custom_properties:
+        props = examples.custom_properties
+        summary["examples"]["skipped"] = int(props["skipped_count"].int_value)
+        summary["examples"]["skipped_by_reason"] = json.loads(props["skipped_by_reason"].string_value)
+        summary["examples"]["skipped_report"] = props["skipped_report"].string_value
 
     pretrain_model_run = record.output("SimSiamPretrain", "model_run")
     pretrain = _read_json(os.path.join(pretrain_model_run.uri, "pretrain_metrics.json")) if pretrain_model_run else None
@@ -138,10 +144,13 @@ def write(summary: dict[str, Any], path: str) -> None:
 
 def describe(summary: dict[str, Any]) -> str:
     """A short human-readable account of the run."""
-    lines = [f"SimSiam TFX run on '{summary['dataset']}' finished in {summary['seconds_total']:.0f} s."]
+    lines = [f"SimSiam TFX run on {summary['dataset']} finished in {summary['seconds_total']:.0f} s."]
     ex = summary.get("examples") or {}
     if ex:
-        lines.append("  examples: " + ", ".join(f"{k} {v}" for k, v in ex.items()))
+        lines.append("  examples: " + ", ".join(f"{k} {ex[k]}" for k in SPLITS if k in ex))
+    if ex.get("skipped"):
+        reasons = ", ".join(f"{n} {r}" for r, n in ex["skipped_by_reason"].items())
+        lines.append(f"  skipped files: {ex['skipped']} ({reasons}); list: {ex['skipped_report']}")
     cached = [n for n, s in summary.get("components", {}).items() if s == "cached"]
     if cached:
         lines.append("  reused from cache: " + ", ".join(cached))
@@ -158,6 +167,9 @@ def describe(summary: dict[str, Any]) -> str:
                    "pre-training has NOT beaten the random-init encoder yet (train longer)")
         lines.append(f"  linear probe: {probe['accuracy']:.3f} vs random-init encoder {probe['random_init_accuracy']:.3f} "
                      f"({gain:+.3f}): {verdict}")
+        if probe.get("supervised_accuracy") is not None:
+            lines.append(f"  supervised-from-scratch reference ({probe['supervised_epochs']} epochs): "
+                         f"{probe['supervised_accuracy']:.3f}")
     ev = summary["evaluator"]
     acc = "n/a" if ev.get("accuracy") is None else f"{ev['accuracy']:.3f}"
     if ev["blessed"]:

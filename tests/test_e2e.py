@@ -11,7 +11,7 @@ from pipeline.config import PipelineConfig
 from pipeline.local_runner import run_local
 from tests.conftest import encode
 
-ALL_COMPONENTS = {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+ALL_COMPONENTS = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies", "Transform",
                   "SimSiamPretrain", "LinearProbe", "LatestBlessedModelResolver", "Evaluator", "Pusher"}
 
 
@@ -64,7 +64,7 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     # the model is not blessed, nothing is pushed, and the earlier push stays in place.
     config.eval.min_accuracy = 1.0
     second = run_local(config)
-    for node in ("ImportExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
+    for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
         assert second["components"][node] == "cached", node
     assert second["components"]["Evaluator"] == "executed"
     assert second["evaluator"]["blessed"] is False

@@ -83,7 +83,7 @@ def test_kfp_upload_and_upload_version(files, kfp_server):
     assert cli.main(["kfp", "upload", "--host", host, "--token", "t0k", "--package", files["yaml"]]) == 0
     upload = _sent(requests, "POST", "/apis/v2beta1/pipelines/upload")
     assert "name=simsiam-tfx" in upload["query"]
-    assert b"ImportExampleGen" in upload["body"] and upload["auth"] == "Bearer t0k"
+    assert b"ExampleGen" in upload["body"] and upload["auth"] == "Bearer t0k"
     assert cli.main(["kfp", "upload", "--host", host, "--package", files["yaml"], "--version", "v2"]) == 0
     version = _sent(requests, "POST", "/apis/v2beta1/pipelines/upload_version")
     assert "name=v2" in version["query"] and "pipelineid=p-1" in version["query"]

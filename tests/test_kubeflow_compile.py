@@ -16,11 +16,12 @@ ENTRYPOINT = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_
 BLESSING, MODEL = "LatestBlessedModelResolver-model-blessing-resolver", "LatestBlessedModelResolver-model-resolver"
 # KFP has no resolver node: TFX splits LatestBlessedModelResolver into two artifact queries.
 EXPECTED_UPSTREAM = {
-    "ImportExampleGen": set(), "StatisticsGen": {"ImportExampleGen"}, "SchemaGen": {"StatisticsGen"},
-    "ExampleValidator": {"StatisticsGen", "SchemaGen"}, "Transform": {"ImportExampleGen", "SchemaGen"},
+    "ExampleGen": set(), "StatisticsGen": {"ExampleGen"}, "SchemaGen": {"StatisticsGen"},
+    "ExampleValidator": {"StatisticsGen", "SchemaGen"}, "StopOnAnomalies": {"ExampleValidator"},
+    "Transform": {"ExampleGen", "SchemaGen", "StopOnAnomalies"},
     "SimSiamPretrain": {"Transform", "SchemaGen"}, "LinearProbe": {"Transform", "SchemaGen", "SimSiamPretrain"},
     BLESSING: set(), MODEL: set(),  # MODEL reads BLESSING's output (asserted below)
-    "Evaluator": {"ImportExampleGen", "LinearProbe", MODEL}, "Pusher": {"LinearProbe", "Evaluator"},
+    "Evaluator": {"ExampleGen", "LinearProbe", MODEL}, "Pusher": {"LinearProbe", "Evaluator"},
 }
 
 
@@ -56,15 +57,18 @@ def test_yaml_is_a_kfp_pipeline_spec_with_every_component_and_dependency(compile
 def test_every_container_runs_the_image_with_the_v2_entrypoint_and_beam_args(compiled):
     executors = compiled["spec"]["deploymentSpec"]["executors"]
     containers = {k: v["container"] for k, v in executors.items() if "container" in v}
-    assert len(containers) == 9  # all but the two resolver queries
+    assert len(containers) == 10  # all but the two resolver queries
     for name, container in containers.items():
         assert container["image"] == IMAGE, name
         assert container["command"] == ENTRYPOINT, name
-        assert "--runner=DataflowRunner" in container["args"], name
+        if name != "StopOnAnomalies_executor":  # a plain Python component: no Beam
+            assert "--runner=DataflowRunner" in container["args"], name
+    example_gen_args = containers["ExampleGen_executor"]["args"]
+    assert example_gen_args[example_gen_args.index("--executor_class_path") + 1] == "components.example_gen.Executor"
     pretrain_args = containers["SimSiamPretrain_executor"]["args"]
     assert pretrain_args[pretrain_args.index("--executor_class_path") + 1] == "tfx.components.trainer.executor.GenericExecutor"
-    # ImportExampleGen's driver (input fingerprint, span) runs in the same image.
-    assert "lifecycle" in containers["ImportExampleGen_executor"]
+    # ExampleGen's driver (input fingerprint, span) runs in the same image.
+    assert "lifecycle" in containers["ExampleGen_executor"]
 
 
 def test_only_the_trainers_request_cpu_memory_and_gpu(compiled):
@@ -88,7 +92,7 @@ def test_data_location_epochs_and_floor_are_runtime_parameters(compiled):
     tasks = spec["root"]["dag"]["tasks"]
     uses = {(task, name): p["componentInputParameter"] for task, t in tasks.items()
             for name, p in t.get("inputs", {}).get("parameters", {}).items() if "componentInputParameter" in p}
-    assert uses == {("ImportExampleGen", "input_base"): "input_base",
+    assert uses == {("ExampleGen", "input_base"): "input_base",
                     ("SimSiamPretrain", "custom_config"): "trainer_config",
                     ("LinearProbe", "custom_config"): "trainer_config",
                     ("Evaluator", "eval_config"): "eval_config"}

@@ -1,4 +1,4 @@
-"""The compiled ImportExampleGen container, run the way a KFP launcher runs it (slow).
+"""The compiled ExampleGen container, run the way a KFP launcher runs it (slow).
 
 A compiled task only names a command and arguments; at run time KFP's launcher replaces the
 `{{$}}` placeholder with the task's ExecutorInput JSON (parameter values, output artifacts with
@@ -16,11 +16,11 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components.embedded import materialize
+from components import sources
 from kubeflow.compile import PARAM_INPUT_BASE, KubeflowConfig, compile_pipeline, load_spec
-from pipeline.config import SPLITS, PipelineConfig
+from pipeline.config import SPLITS, DataConfig, PipelineConfig
 
-TASK = "ImportExampleGen"
+TASK = "ExampleGen"
 PER_SPLIT = (20, 10, 10)  # pretrain, probe_train, eval
 EXECUTOR_INPUT = "{{$}}"  # KFP's placeholder for the whole ExecutorInput JSON
 # The launcher names each output artifact (Vertex: an MLMD resource name); TFX must echo it back.
@@ -37,8 +37,11 @@ def spec(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return materialize("shapes", str(tmp_path_factory.mktemp("data")), 16, PER_SPLIT, seed=0)
+def input_base(tmp_path_factory):
+    """A sources.json plan for tiny embedded `shapes` data (what `simsiam-tfx sources` writes)."""
+    root = str(tmp_path_factory.mktemp("data"))
+    plan = sources.plan(DataConfig(image_size=16, shapes_per_split=PER_SPLIT), root)
+    return sources.write_plan(plan, root)
 
 
 def task_parts(spec, task):
@@ -92,12 +95,12 @@ def count_records(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("with_driver", [False, True], ids=["executor", "driver+executor"])
-def test_import_example_gen_container_writes_the_splits_and_its_executor_output(
-        spec, data, tmp_path, with_driver):
+def test_example_gen_container_writes_the_splits_and_its_executor_output(
+        spec, input_base, tmp_path, with_driver):
     task_spec, component, container = task_parts(spec, TASK)
     task_root = str(tmp_path / "task")
     invocation = json.dumps(executor_input(spec, task_spec, component,
-                                           {PARAM_INPUT_BASE: data.input_base}, task_root))
+                                           {PARAM_INPUT_BASE: input_base}, task_root))
     output_file = os.path.join(task_root, "executor_output.json")
 
     if with_driver:
@@ -114,7 +117,7 @@ def test_import_example_gen_container_writes_the_splits_and_its_executor_output(
 
     # Every split is written under the artifact URI the launcher chose, with all its examples.
     examples_uri = os.path.join(task_root, "examples")
-    assert sorted(os.listdir(examples_uri)) == sorted(f"Split-{split}" for split in SPLITS)
+    assert sorted(os.listdir(examples_uri)) == sorted([f"Split-{split}" for split in SPLITS] + ["skipped_files.jsonl"])
     for split, expected in zip(SPLITS, PER_SPLIT):
         files = glob.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
         assert files, split
@@ -128,3 +131,4 @@ def test_import_example_gen_container_writes_the_splits_and_its_executor_output(
     assert json.loads(metadata["split_names"]) == list(SPLITS)
     assert metadata["file_format"] == "tfrecords_gzip"
     assert metadata["payload_format"] == "FORMAT_TF_EXAMPLE"
+    assert metadata["skipped_count"] == 0

@@ -7,15 +7,16 @@ from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 EXPECTED_UPSTREAM = {
-    "ImportExampleGen": set(),
-    "StatisticsGen": {"ImportExampleGen"},
+    "ExampleGen": set(),
+    "StatisticsGen": {"ExampleGen"},
     "SchemaGen": {"StatisticsGen"},
     "ExampleValidator": {"StatisticsGen", "SchemaGen"},
-    "Transform": {"ImportExampleGen", "SchemaGen"},
+    "StopOnAnomalies": {"ExampleValidator"},
+    "Transform": {"ExampleGen", "SchemaGen", "StopOnAnomalies"},
     "SimSiamPretrain": {"Transform", "SchemaGen"},
     "LinearProbe": {"Transform", "SchemaGen", "SimSiamPretrain"},
     "LatestBlessedModelResolver": set(),
-    "Evaluator": {"ImportExampleGen", "LinearProbe", "LatestBlessedModelResolver"},
+    "Evaluator": {"ExampleGen", "LinearProbe", "LatestBlessedModelResolver"},
     "Pusher": {"LinearProbe", "Evaluator"},
 }
 

@@ -17,7 +17,7 @@ import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.config import PipelineConfig
-from trainer import backbones, data, export, monitors
+from trainer import backbones, data, export, monitors, supervised
 
 METRICS_FILE = "probe_metrics.json"
 RANDOM_INIT_SEED = 12345
@@ -92,6 +92,16 @@ def run_fn(fn_args) -> None:
                "gain_over_random_init": eval_acc - random_acc, "l2": config.probe.l2}
     print(f"[probe] eval accuracy {eval_acc:.4f} (train {train_acc:.4f}); random-init encoder "
           f"{random_acc:.4f}; gain {eval_acc - random_acc:+.4f}", flush=True)
+    if config.probe.supervised_epochs > 0:
+        p = config.pretrain.resolved(size)
+        reference = supervised.supervised_accuracy(
+            fn_args.train_files, fn_args.eval_files, backbone=p.backbone, width=p.width, image_size=size,
+            num_classes=num_classes, epochs=config.probe.supervised_epochs, batch_size=p.batch_size,
+            augment_config=config.data.augment_preset(), seed=p.seed, weight_decay=p.weight_decay)
+        metrics.update(supervised_accuracy=reference["accuracy"], supervised_train_accuracy=reference["train_accuracy"],
+                       supervised_epochs=reference["epochs"], supervised_seconds=reference["seconds"])
+        print(f"[probe] supervised-from-scratch reference {reference['accuracy']:.4f} "
+              f"(train {reference['train_accuracy']:.4f})", flush=True)
 
     classifier = build_classifier(encoder, kernel, bias)
     export.save_serving_model(classifier, tft.TFTransformOutput(fn_args.transform_output), size,

@@ -1,0 +1,197 @@
+"""ExampleGen for every source: TFDS, image folders, TFRecords and the embedded data sets.
+
+A FileBasedExampleGen whose `input_base` holds a `sources.json` plan (components/sources.py) and
+whose Beam executor streams each source, checks every image (components/image_check.py), and
+writes the three splits as tf.train.Example{image: encoded bytes, label: int64 (-1 = unlabelled)}.
+
+Nothing is held in memory: files are matched and read one at a time inside Beam, so the same code
+runs in-process on a laptop and on Dataflow (`beam_pipeline_args`). A file that cannot be used is
+never fatal: it is skipped, and named with its reason in `skipped_files.jsonl` inside the Examples
+artifact, whose custom properties `skipped_count` and `skipped_by_reason` count them.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+from typing import Any, Iterator
+
+import apache_beam as beam
+from tfx import v1 as tfx
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils
+
+from components import image_check, sources
+from pipeline.config import SPLITS
+from trainer.data import IMAGE_KEY, LABEL_KEY
+
+SKIPPED_REPORT = "skipped_files.jsonl"
+_REPORT_PROPERTY = "_skipped_report_path"
+UNLABELLED = -1
+SKIPPED = "skipped"
+
+
+def _skip(read: sources.Read, item: str, reason: str) -> beam.pvalue.TaggedOutput:
+    return beam.pvalue.TaggedOutput(SKIPPED, json.dumps(
+        {"source": read.describe(), "item": item, "reason": reason}, ensure_ascii=False))
+
+
+def _checked(read: sources.Read, item: str, data: bytes, label: int):
+    """-> (hash fraction, image bytes, label) or a skipped record."""
+    image, reason = image_check.check(data)
+    if image is None:
+        return _skip(read, item, reason)
+    # Split membership from the original bytes: fixed, order-free, and duplicates stay together.
+    fraction = int.from_bytes(hashlib.sha256(data).digest()[:8], "big") / 2.0**64
+    return fraction, image, label
+
+
+class _CheckFile(beam.DoFn):
+    """Image-folder files -> checked images; the label is the class sub-folder (if any)."""
+
+    def __init__(self, read: sources.Read):
+        self.read = read
+        self.class_ids = {name: i for i, name in enumerate(read.classes)}
+
+    def process(self, readable: Any) -> Iterator:
+        path = readable.metadata.path
+        label = UNLABELLED
+        if self.class_ids:
+            relative = os.path.relpath(path, self.read.location)
+            folder = relative.split(os.sep, 1)[0] if os.sep in relative else None
+            if folder not in self.class_ids:
+                yield _skip(self.read, path, "not inside a class sub-folder")
+                return
+            label = self.class_ids[folder]
+        try:
+            data = readable.read()
+        except OSError as e:
+            yield _skip(self.read, path, f"unreadable ({e.strerror or e})")
+            return
+        yield _checked(self.read, path, data, label)
+
+
+class _CheckRecord(beam.DoFn):
+    """(file, serialized tf.train.Example) -> checked image, by the configured feature keys."""
+
+    def __init__(self, read: sources.Read):
+        self.read = read
+
+    def process(self, element) -> Iterator:
+        import tensorflow as tf
+        filename, record = element
+        item = f"{filename} record sha256:{hashlib.sha256(record).hexdigest()[:12]}"
+        try:
+            features = tf.train.Example.FromString(record).features.feature
+        except Exception:  # noqa: BLE001  (protobuf raises its own DecodeError)
+            yield _skip(self.read, item, "not a tf.train.Example")
+            return
+        images = features[self.read.image_key].bytes_list.value if self.read.image_key in features else []
+        labels = features[self.read.label_key].int64_list.value if self.read.label_key in features else []
+        if len(images) != 1:
+            yield _skip(self.read, item, f"no single bytes feature {self.read.image_key!r}")
+        elif len(labels) != 1:
+            yield _skip(self.read, item, f"no single int64 feature {self.read.label_key!r}")
+        else:
+            yield _checked(self.read, item, images[0], int(labels[0]))
+
+
+class _CheckTfdsExample(beam.DoFn):
+    def __init__(self, read: sources.Read):
+        self.read = read
+
+    def process(self, example) -> Iterator:
+        item = example["tfds_id"].numpy().decode() if "tfds_id" in example else "?"
+        label = int(example["label"].numpy()) if "label" in example else UNLABELLED
+        yield _checked(self.read, f"{self.read.location}/{item}", example["image"].numpy(), label)
+
+
+@beam.ptransform_fn
+def _ReadAndCheck(pipeline: beam.Pipeline, read: sources.Read):  # pylint: disable=invalid-name
+    """One source -> main output (fraction, image, label) and SKIPPED (json lines)."""
+    if read.kind == "images":
+        from apache_beam.io import fileio
+        files = (pipeline | "Match" >> fileio.MatchFiles(read.location.rstrip("/") + "/**")
+                 | "Open" >> fileio.ReadMatches())
+        return files | "Check" >> beam.ParDo(_CheckFile(read)).with_outputs(SKIPPED, main="images")
+    if read.kind == "tfrecords":
+        records = (pipeline | "Pattern" >> beam.Create([read.location])
+                   | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True))
+        return records | "Check" >> beam.ParDo(_CheckRecord(read)).with_outputs(SKIPPED, main="images")
+    if read.kind == "tfds":
+        import tensorflow_datasets as tfds
+        builder = sources.tfds_builder(read.location, read.data_dir or None)
+        examples = pipeline | "Read" >> tfds.beam.ReadFromTFDS(
+            builder, split=read.split, decoders={"image": tfds.decode.SkipDecoding()},
+            read_config=tfds.ReadConfig(add_tfds_id=True))
+        return examples | "Check" >> beam.ParDo(_CheckTfdsExample(read)).with_outputs(SKIPPED, main="images")
+    raise ValueError(f"unknown source kind {read.kind!r}")
+
+
+def _to_example(image: bytes, label: int) -> bytes:
+    import tensorflow as tf
+    return tf.train.Example(features=tf.train.Features(feature={
+        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    })).SerializeToString()
+
+
+class Executor(BaseExampleGenExecutor):
+    """Beam executor: the plan in `input_base` -> the pipeline's three splits + a skipped report."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        raise NotImplementedError("this ExampleGen reads its sources.json plan in GenerateExamplesByBeam")
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
+        plan = sources.load_plan(exec_properties["input_base"])
+        checked, skipped = {}, [pipeline | "PlanSkipped" >> beam.Create(
+            [json.dumps(s, ensure_ascii=False) for s in plan.skipped])]
+        for index, source in enumerate(dict.fromkeys(r.source() for split in SPLITS for r in plan.splits[split])):
+            outputs = pipeline | f"Source{index}" >> _ReadAndCheck(source)
+            checked[source] = outputs.images
+            skipped.append(outputs[SKIPPED])
+
+        splits = {}
+        for split in SPLITS:
+            parts = []
+            for index, read in enumerate(plan.splits[split]):
+                low, high = read.keep
+                keep_label = read.labelled
+                parts.append(
+                    checked[read.source()]
+                    | f"Select[{split}{index}]" >> beam.Filter(lambda e, lo=low, hi=high: lo <= e[0] < hi)
+                    | f"ToExample[{split}{index}]" >> beam.Map(
+                        lambda e, labelled=keep_label: _to_example(e[1], e[2] if labelled else UNLABELLED)))
+            splits[split] = parts[0] if len(parts) == 1 else parts | f"Union[{split}]" >> beam.Flatten()
+
+        _ = (skipped | "AllSkipped" >> beam.Flatten()
+             | "WriteReport" >> beam.io.WriteToText(exec_properties[_REPORT_PROPERTY], shard_name_template="",
+                                                    num_shards=1))
+        return splits
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        import tensorflow as tf
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        report = os.path.join(examples.uri, SKIPPED_REPORT)
+        super().Do(input_dict, output_dict, {**exec_properties, _REPORT_PROPERTY: report})
+        reasons = collections.Counter()
+        with tf.io.gfile.GFile(report) as f:
+            for line in f:
+                if line.strip():
+                    reasons[json.loads(line)["reason"].split(" (")[0]] += 1
+        examples.set_int_custom_property("skipped_count", sum(reasons.values()))
+        examples.set_string_custom_property("skipped_by_reason", json.dumps(dict(reasons), sort_keys=True))
+        examples.set_string_custom_property("skipped_report", report)
+
+
+def create(input_base) -> FileBasedExampleGen:
+    """The ExampleGen component: reads the plan in `input_base` (a path or a RuntimeParameter)."""
+    return FileBasedExampleGen(
+        input_base=input_base,
+        # Every split names the plan file, so TFX fingerprints it (and thereby the sources).
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=split, pattern=sources.PLAN_FILE) for split in SPLITS]),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id("ExampleGen")

@@ -1,0 +1,86 @@
+"""Checks one encoded image before it enters the pipeline: keep it, convert it, or skip it (with why).
+
+Every image ExampleGen emits is a complete JPEG or 8-bit PNG that TensorFlow's decoders read, so
+Transform (one TF graph over the whole data set) can never fail on a bad file and lose the run:
+
+- kept byte for byte: fully decodable JPEG/PNG in RGB or grayscale, no side above MAX_SIDE;
+- converted to PNG: CMYK, palette, RGBA, 16-bit and float images, GIF (first frame), BMP, WebP,
+  TIFF..., and images larger than MAX_SIDE (downscaled: Transform resizes them anyway);
+- skipped with a reason: empty, not an image, truncated or corrupt, or above MAX_PIXELS.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageFile
+
+# Longest side kept. Far above any training size (32-224 px) yet bounds a stored example to a few MB.
+MAX_SIDE = 1024
+# Larger images are refused rather than decoded (a 30k x 30k PNG would need 2.7 GB of memory).
+MAX_PIXELS = 16_000 * 16_000
+PASS_THROUGH_FORMATS = ("JPEG", "PNG")
+PASS_THROUGH_MODES = ("RGB", "L")
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey-padded image
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's bomb guard at our limit (its default would refuse 10k x 10k)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit / 32-bit integer and float images -> 8-bit grayscale, scaled (not clipped)."""
+    array = np.asarray(image)
+    if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) > 255):
+        array = array.astype(np.float64) / (65535.0 if array.max(initial=0) <= 65535 else array.max())
+    elif image.mode == "F":
+        low, high = float(array.min(initial=0.0)), float(array.max(initial=1.0))
+        array = (array - low) / max(high - low, 1e-12)
+    else:
+        array = array.astype(np.float64) / 255.0
+    return Image.fromarray(np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L")
+
+
+def _to_rgb_or_gray(image: Image.Image) -> Image.Image:
+    if image.mode in PASS_THROUGH_MODES:
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _to_8bit(image)
+    if image.mode in ("LA", "La"):
+        return image.convert("L")  # alpha dropped, as Transform's decoder would
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, P, PA, RGBA, RGBa, 1 ...
+
+
+def check(data: bytes) -> tuple[Optional[bytes], str]:
+    """Returns (image bytes to keep, "") or (None, reason). `reason` is one line."""
+    if not data:
+        return None, "empty file"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    return None, f"too large ({width}x{height} pixels; the limit is {MAX_PIXELS:,})"
+                fmt, animated = image.format, getattr(image, "is_animated", False)
+                if fmt == "JPEG" and max(width, height) > MAX_SIDE:
+                    # Decode at a reduced scale (1/2..1/8): a 10k x 10k JPEG needs ~20x less memory.
+                    image.draft(image.mode, (MAX_SIDE, MAX_SIDE))
+                image.load()  # decodes every byte: truncation and corruption fail here
+                if (fmt in PASS_THROUGH_FORMATS and image.mode in PASS_THROUGH_MODES and not animated
+                        and max(width, height) <= MAX_SIDE):
+                    return data, ""
+                converted = _to_rgb_or_gray(image)
+                if max(converted.size) > MAX_SIDE:
+                    converted.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+                out = io.BytesIO()
+                converted.save(out, format="PNG")
+                return out.getvalue(), ""
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, "too large (decompression bomb guard)"
+    except Image.UnidentifiedImageError:
+        return None, "not an image (unknown format)"
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
+        # PIL raises these for truncated and corrupt data; its message says which.
+        message = " ".join(str(e).split()) or type(e).__name__
+        return None, f"truncated or corrupt image ({message[:120]})"

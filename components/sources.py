@@ -1,0 +1,293 @@
+"""Where the pipeline's images come from: a plan that ExampleGen executes.
+
+A `SourcePlan` says, for each of the three splits (pretrain, probe_train, eval), which `Read`s feed
+it. A Read is one stream of encoded images: a TFDS split read through the TFDS builder, a folder of
+images (class sub-folders for labels, or any tree for unlabelled data), or TFRecords of
+tf.train.Example. A Read may keep only part of its images, chosen by a hash of each image's bytes,
+which gives a fixed split that never depends on file order or on which machine reads it.
+
+The plan is written as `sources.json` into a folder named after its fingerprint; that folder is
+ExampleGen's `input_base`. The fingerprint covers the plan *and* the sources' contents (file names,
+sizes and modification times; TFDS versions and shard sizes), so TFX re-runs ExampleGen exactly
+when the data changed, and reuses its cached output otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Optional
+
+from pipeline.config import SPLITS, TFDS_DATASETS, ConfigError, DataConfig
+
+PLAN_FILE = "sources.json"
+
+
+# Which TFDS splits feed which pipeline split. tf_flowers has only `train`: it is cut by hash.
+_TFDS_SPLITS = {
+    "tf_flowers": {"pretrain": "train", "probe_train": "train", "eval": "train", "hash_split": True},
+    # The second seed's setting: SimSiam on STL10's 100k unlabelled images plus its 5k train images.
+    "stl10": {"pretrain": "unlabelled+train", "probe_train": "train", "eval": "test", "hash_split": False},
+    "cifar10": {"pretrain": "train", "probe_train": "train", "eval": "test", "hash_split": False},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """One stream of encoded images (and labels) for ExampleGen."""
+    kind: str  # "tfds" | "images" | "tfrecords"
+    location: str  # TFDS name, image folder, or TFRecord file pattern
+    labelled: bool = True
+    split: str = ""  # TFDS split expression, e.g. "unlabelled+train"
+    data_dir: str = ""  # TFDS data_dir
+    image_key: str = "image"  # TFRecords only
+    label_key: str = "label"
+    classes: tuple[str, ...] = ()  # labelled image folders: class sub-folder names in label order
+    keep: tuple[float, float] = (0.0, 1.0)  # kept range of the image-bytes hash, as a fraction
+
+    def source(self) -> "Read":
+        """What is read (and checked) once, however many splits select from it: the stream
+        without its hash selection and with labels (a split drops them where not `labelled`)."""
+        return dataclasses.replace(self, keep=(0.0, 1.0), labelled=True)
+
+    def describe(self) -> str:
+        what = {"tfds": f"TFDS {self.location}[{self.split}]", "images": f"images in {self.location}",
+                "tfrecords": f"TFRecords {self.location}"}[self.kind]
+        return what if self.keep == (0.0, 1.0) else f"{what} (hash {self.keep[0]:g}-{self.keep[1]:g})"
+
+
+@dataclasses.dataclass
+class SourcePlan:
+    splits: dict[str, list[Read]]
+    num_classes: int
+    class_names: list[str]
+    description: str
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)  # found while planning
+    content_fingerprint: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SourcePlan":
+        raw = json.loads(text)
+        raw["splits"] = {split: [Read(**{**r, "classes": tuple(r["classes"]), "keep": tuple(r["keep"])})
+                                 for r in reads] for split, reads in raw["splits"].items()}
+        return cls(**raw)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+
+# ---- planning -------------------------------------------------------------------------------
+
+def _fraction_split(read: Read, eval_fraction: float) -> dict[str, list[Read]]:
+    """One labelled stream -> pre-training and probe on the same (1 - f), evaluation on f."""
+    train = dataclasses.replace(read, keep=(0.0, 1.0 - eval_fraction))
+    return {"pretrain": [train], "probe_train": [train],
+            "eval": [dataclasses.replace(read, keep=(1.0 - eval_fraction, 1.0))]}
+
+
+def tfds_builder(name: str, data_dir: Optional[str], download: bool = False):
+    """The TFDS builder of a prepared data set, or a one-line ConfigError saying how to prepare it."""
+    import tensorflow_datasets as tfds
+    builder = tfds.builder(name, data_dir=data_dir or None)
+    if not builder.is_prepared():
+        if download:
+            builder.download_and_prepare()
+        else:
+            raise ConfigError(
+                f"TFDS data set {name!r} is not prepared in {builder.data_dir}: prepare it on a machine with "
+                f"internet (`tfds build {name} --data_dir DIR`, or run with --tfds-download) and pass "
+                f"--tfds-data-dir DIR (a local path or gs://...)")
+    return builder
+
+
+def _tfds_plan(name: str, data: DataConfig) -> tuple[dict[str, list[Read]], list[str], str]:
+    builder = tfds_builder(name, data.tfds_data_dir, data.tfds_download)
+    layout = _TFDS_SPLITS[name]
+    reads = {split: Read("tfds", name, split=layout[split], data_dir=data.tfds_data_dir or "",
+                         labelled=split != "pretrain") for split in SPLITS}
+    if layout["hash_split"]:
+        splits = _fraction_split(reads["probe_train"], data.eval_fraction)
+        splits["pretrain"] = [dataclasses.replace(splits["pretrain"][0], labelled=False)]
+    else:
+        splits = {split: [read] for split, read in reads.items()}
+    return splits, list(builder.info.features["label"].names), f"{name} (TFDS {builder.info.version})"
+
+
+def _walk_files(root: str):
+    import tensorflow as tf
+    for directory, _, files in tf.io.gfile.walk(root):
+        for name in files:
+            yield os.path.join(directory, name)
+
+
+def _class_folders(root: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Sub-folders of `root` that hold at least one file (sorted), and the empty ones as skipped."""
+    import tensorflow as tf
+    classes, skipped = [], []
+    for entry in sorted(tf.io.gfile.listdir(root)):
+        name = entry.rstrip("/")
+        path = os.path.join(root, name)
+        if not tf.io.gfile.isdir(path) or name.startswith("."):
+            continue
+        if next(_walk_files(path), None) is None:
+            skipped.append({"source": root, "item": path, "reason": "empty class folder (no images)"})
+        else:
+            classes.append(name)
+    return classes, skipped
+
+
+def _require_folder(path: str, flag: str) -> str:
+    import tensorflow as tf
+    if not tf.io.gfile.isdir(path):
+        raise ConfigError(f"{flag} {path}: no such folder")
+    return path.rstrip("/")
+
+
+def _labelled_images_plan(root: str, data: DataConfig, flag: str):
+    root = _require_folder(root, flag)
+    classes, skipped = _class_folders(root)
+    if len(classes) < 2:
+        raise ConfigError(f"{flag} {root}: a labelled folder needs at least 2 class sub-folders with images, "
+                          f"found {len(classes)}")
+    read = Read("images", root, labelled=True, classes=tuple(classes))
+    return _fraction_split(read, data.eval_fraction), classes, skipped
+
+
+def _tfrecord_labels(pattern: str, label_key: str) -> list[int]:
+    """Distinct labels of TFRecords (a streaming pass over the label feature only)."""
+    import tensorflow as tf
+    files = tf.io.gfile.glob(pattern)
+    if not files:
+        raise ConfigError(f"--tfrecords {pattern}: no files match")
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    spec = {label_key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+    labels = set()
+    ds = tf.data.TFRecordDataset(files, compression_type=compression).batch(4096)
+    for batch in ds.map(lambda r: tf.io.parse_example(r, spec)[label_key]):
+        labels.update(batch.numpy().tolist())
+    labels.discard(-1)
+    return sorted(labels)
+
+
+def _tfrecords_plan(pattern: str, data: DataConfig):
+    labels = _tfrecord_labels(pattern, data.label_key)
+    if not labels:
+        raise ConfigError(f"--tfrecords {pattern}: no record has an int64 label feature {data.label_key!r} "
+                          f"(set --label-key)")
+    if labels[0] < 0:
+        raise ConfigError(f"--tfrecords {pattern}: labels must be >= 0, found {labels[0]}")
+    read = Read("tfrecords", pattern, image_key=data.image_key, label_key=data.label_key)
+    num_classes = labels[-1] + 1
+    return _fraction_split(read, data.eval_fraction), [str(i) for i in range(num_classes)]
+
+
+def _embedded_plan(name: str, data: DataConfig, data_root: str):
+    from components import embedded
+    copy = embedded.materialize(name, data_root, data.image_size, data.shapes_per_split, data.seed)
+    splits = {split: [Read("tfrecords", os.path.join(copy.input_base, split, "*"), labelled=split != "pretrain")]
+              for split in SPLITS}
+    return splits, [str(i) for i in range(copy.num_classes)], f"{name} (embedded)"
+
+
+def _labelled_source(data: DataConfig, data_root: str, dataset: str, images: Optional[str],
+                     tfrecords: Optional[str], images_flag: str):
+    """(splits, class names, description, skipped) of one labelled source."""
+    if images:
+        splits, classes, skipped = _labelled_images_plan(images, data, images_flag)
+        return splits, classes, f"class folders in {images}", skipped
+    if tfrecords:
+        splits, classes = _tfrecords_plan(tfrecords, data)
+        return splits, classes, f"TFRecords {tfrecords}", []
+    if dataset in TFDS_DATASETS:
+        return (*_tfds_plan(dataset, data), [])
+    return (*_embedded_plan(dataset, data, data_root), [])
+
+
+def plan(data: DataConfig, data_root: str) -> SourcePlan:
+    """The sources the configuration names, cut into the pipeline's three splits."""
+    splits, classes, description, skipped = _labelled_source(
+        data, data_root, data.dataset, data.images, data.tfrecords, "--images")
+    pretrain_description = probe_description = description
+    if data.probe_dataset or data.probe_images:
+        probe_splits, classes, probe_description, probe_skipped = _labelled_source(
+            data, data_root, data.probe_dataset or "", data.probe_images, None, "--probe-images")
+        splits = {"pretrain": splits["pretrain"], "probe_train": probe_splits["probe_train"],
+                  "eval": probe_splits["eval"]}
+        skipped = skipped + probe_skipped
+    if data.pretrain_images:
+        root = _require_folder(data.pretrain_images, "--pretrain-images")
+        splits["pretrain"] = [Read("images", root, labelled=False)]
+        pretrain_description = f"images in {root}"
+    if pretrain_description != probe_description:
+        description = f"pre-train on {pretrain_description}; probe and evaluate on {probe_description}"
+    # Pre-training never sees labels, even where the source has them.
+    splits["pretrain"] = [dataclasses.replace(r, labelled=False) for r in splits["pretrain"]]
+    result = SourcePlan(splits=splits, num_classes=len(classes), class_names=classes, description=description,
+                        skipped=skipped)
+    result.content_fingerprint = content_fingerprint(result)
+    return result
+
+
+# ---- fingerprints and the plan file ---------------------------------------------------------
+
+def _stat_lines(paths) -> list[str]:
+    import tensorflow as tf
+    lines = []
+    for path in paths:
+        stat = tf.io.gfile.stat(path)
+        lines.append(f"{path}\t{stat.length}\t{stat.mtime_nsec}")
+    return lines
+
+
+def content_fingerprint(source_plan: SourcePlan) -> str:
+    """Changes when any source's content changes (names, sizes, mtimes; TFDS version and shards)."""
+    import tensorflow as tf
+    digest = hashlib.sha256()
+    for read in sorted({r.source() for reads in source_plan.splits.values() for r in reads},
+                       key=lambda r: json.dumps(dataclasses.asdict(r))):
+        digest.update(json.dumps(dataclasses.asdict(read), sort_keys=True).encode())
+        if read.kind == "tfds":
+            info = tfds_builder(read.location, read.data_dir or None).info
+            digest.update(f"{info.version}{[(s, info.splits[s].shard_lengths) for s in sorted(info.splits)]}".encode())
+        elif read.kind == "images":
+            for line in sorted(_stat_lines(_walk_files(read.location))):
+                digest.update(line.encode())
+        else:
+            for line in _stat_lines(sorted(tf.io.gfile.glob(read.location))):
+                digest.update(line.encode())
+    return digest.hexdigest()[:16]
+
+
+def write_plan(source_plan: SourcePlan, root: str) -> str:
+    """Writes sources.json under root/sources-<fingerprint>/ unless already there; returns that folder.
+
+    An existing identical file is left untouched so its mtime, and TFX's cache, stay valid.
+    """
+    import tensorflow as tf
+    folder = os.path.join(root, f"sources-{source_plan.fingerprint()}")
+    path = os.path.join(folder, PLAN_FILE)
+    if not tf.io.gfile.exists(path):
+        tf.io.gfile.makedirs(folder)
+        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+            f.write(source_plan.to_json())
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    return folder
+
+
+def load_plan(input_base: str) -> SourcePlan:
+    import tensorflow as tf
+    path = os.path.join(input_base, PLAN_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} not found: ExampleGen's input_base must hold a {PLAN_FILE} "
+                                f"(written by `simsiam-tfx run` or `simsiam-tfx sources`)")
+    with tf.io.gfile.GFile(path) as f:
+        return SourcePlan.from_json(f.read())
+
+
+def summary(source_plan: SourcePlan) -> dict[str, Any]:
+    return {"description": source_plan.description, "num_classes": source_plan.num_classes,
+            "splits": {split: [r.describe() for r in reads] for split, reads in source_plan.splits.items()}}
