@@ -22,6 +22,8 @@ MAX_SIDE = 1024
 # Larger images are refused rather than decoded (a 30k x 30k PNG would need 2.7 GB of memory).
 MAX_PIXELS = 16_000 * 16_000
 PASS_THROUGH_FORMATS = ("JPEG", "PNG")
+# Leading bytes of JPEG, PNG, GIF, BMP, TIFF: such a file PIL cannot open is damaged, not foreign.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 PASS_THROUGH_MODES = ("RGB", "L")
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey-padded image
@@ -79,6 +81,8 @@ def check(data: bytes) -> tuple[Optional[bytes], str]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "too large (decompression bomb guard)"
     except Image.UnidentifiedImageError:
+        if data.startswith(_SIGNATURES) or data[8:12] == b"WEBP":
+            return None, "truncated or corrupt image (unreadable header)"
         return None, "not an image (unknown format)"
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
         # PIL raises these for truncated and corrupt data; its message says which.

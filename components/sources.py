@@ -166,8 +166,11 @@ def _tfrecord_labels(pattern: str, label_key: str) -> list[int]:
     compression = "GZIP" if files[0].endswith(".gz") else ""
     spec = {label_key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
     labels = set()
-    ds = tf.data.TFRecordDataset(files, compression_type=compression).batch(4096)
-    for batch in ds.map(lambda r: tf.io.parse_example(r, spec)[label_key]):
+    # Record by record, so a malformed one is passed over here (ExampleGen skips and reports it).
+    ds = (tf.data.TFRecordDataset(files, compression_type=compression)
+          .map(lambda r: tf.io.parse_single_example(r, spec)[label_key], num_parallel_calls=tf.data.AUTOTUNE)
+          .ignore_errors().batch(4096))
+    for batch in ds:
         labels.update(batch.numpy().tolist())
     labels.discard(-1)
     return sorted(labels)

@@ -1,0 +1,163 @@
+"""ExampleGen on every kind of source, through the real code paths: TFDS builders reading prepared
+data sets, image folders full of awkward files, TFRecords with custom keys, separate sources."""
+import glob
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from components import example_gen, sources
+from pipeline.config import SPLITS, ConfigError, DataConfig
+from tests import data_factory
+
+BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("tfds"))
+    for name in data_factory.TFDS_LAYOUTS:
+        data_factory.prepare_tfds(name, root)
+    return root
+
+
+def run_example_gen(data: DataConfig, work) -> tuple[sources.SourcePlan, dict, standard_artifacts.Examples]:
+    """Plans, writes sources.json and runs ExampleGen's executor as TFX would; returns the plan,
+    {split: [(image bytes, label)]} and the output artifact."""
+    plan = sources.plan(data, str(work / "data"))
+    input_base = sources.write_plan(plan, str(work / "data"))
+    component = example_gen.create(input_base)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(work / "examples")
+    props = dict(component.exec_properties)
+    for key in ("input_config", "output_config"):
+        if not isinstance(props[key], str):
+            props[key] = proto_utils.proto_to_json(props[key])
+    props["output_file_format"] = example_gen_pb2.FORMAT_TFRECORDS_GZIP
+    props["output_data_format"] = example_gen_pb2.FORMAT_TF_EXAMPLE
+    executor = example_gen.Executor(example_gen.Executor.Context(beam_pipeline_args=BEAM_ARGS, tmp_dir=str(work)))
+    executor.Do({}, {"examples": [examples]}, props)
+    out = {}
+    for split in SPLITS:
+        files = glob.glob(os.path.join(examples.uri, f"Split-{split}", "*"))
+        rows = []
+        for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+            feature = tf.train.Example.FromString(record.numpy()).features.feature
+            rows.append((feature["image"].bytes_list.value[0], feature["label"].int64_list.value[0]))
+        out[split] = rows
+    return plan, out, examples
+
+
+def skipped_report(examples) -> list[dict]:
+    with open(examples.get_string_custom_property("skipped_report")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_stl10_pretrains_on_unlabelled_plus_train_probes_on_train_evaluates_on_test(tfds_dir, tmp_path):
+    plan, out, _ = run_example_gen(DataConfig(dataset="stl10", tfds_data_dir=tfds_dir), tmp_path)
+    layout = data_factory.TFDS_LAYOUTS["stl10"]
+    assert len(out["pretrain"]) == layout["unlabelled"] + layout["train"]
+    assert {label for _, label in out["pretrain"]} == {-1}  # pre-training never sees labels
+    assert len(out["probe_train"]) == layout["train"] and len(out["eval"]) == layout["test"]
+    assert all(0 <= label < 10 for _, label in out["probe_train"] + out["eval"])
+    assert plan.num_classes == 10
+    assert tf.io.decode_image(out["eval"][0][0]).shape == (96, 96, 3)
+
+
+def test_cifar10_uses_train_and_test(tfds_dir, tmp_path):
+    _, out, examples = run_example_gen(DataConfig(dataset="cifar10", tfds_data_dir=tfds_dir), tmp_path)
+    layout = data_factory.TFDS_LAYOUTS["cifar10"]
+    assert [len(out[s]) for s in SPLITS] == [layout["train"], layout["train"], layout["test"]]
+    assert examples.get_int_custom_property("skipped_count") == 0
+
+
+def test_tf_flowers_single_split_is_cut_by_a_fixed_hash(tfds_dir, tmp_path):
+    data = DataConfig(dataset="tf_flowers", tfds_data_dir=tfds_dir, eval_fraction=0.3)
+    plan, out, _ = run_example_gen(data, tmp_path / "a")
+    total = data_factory.TFDS_LAYOUTS["tf_flowers"]["train"]
+    assert len(out["probe_train"]) + len(out["eval"]) == total
+    assert 0 < len(out["eval"]) < total / 2
+    assert len(out["pretrain"]) == len(out["probe_train"])  # pre-training = probe-training images
+    assert not {img for img, _ in out["eval"]} & {img for img, _ in out["probe_train"]}  # no leakage
+    assert plan.num_classes == 5
+    _, again, _ = run_example_gen(data, tmp_path / "b")
+    assert sorted(again["eval"]) == sorted(out["eval"])  # the split is fixed
+
+
+def test_a_missing_tfds_dataset_says_how_to_prepare_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"not prepared in .*tfds build cifar10 .*--tfds-data-dir"):
+        sources.plan(DataConfig(dataset="cifar10", tfds_data_dir=str(tmp_path)), str(tmp_path / "data"))
+
+
+def test_image_folder_with_every_awkward_file(tmp_path):
+    root = tmp_path / "photos"
+    expected = data_factory.write_awkward_folder(str(root))
+    plan, out, examples = run_example_gen(DataConfig(images=str(root), eval_fraction=0.3), tmp_path)
+
+    assert plan.class_names == ["café ☕", "sea lion"]  # sorted; spaces and non-ASCII kept
+    usable = [p for p, outcome in expected.items() if not outcome.startswith("skip")]
+    assert len(out["probe_train"]) + len(out["eval"]) == len(usable)  # nothing good is lost
+    for image, label in out["probe_train"] + out["eval"]:
+        assert label in (0, 1)
+        assert tf.io.decode_image(image, channels=3, expand_animations=False).shape[2] == 3
+
+    report = {row["item"]: row["reason"] for row in skipped_report(examples)}
+    skipped = {p: o[len("skip:"):] for p, o in expected.items() if o.startswith("skip:")}
+    assert set(report) == set(skipped)  # every skipped file named, nothing else
+    for path, reason in skipped.items():
+        assert report[path].startswith(reason), (path, report[path])
+    assert examples.get_int_custom_property("skipped_count") == len(skipped)
+    by_reason = json.loads(examples.get_string_custom_property("skipped_by_reason"))
+    assert by_reason["truncated or corrupt image"] == 2 and by_reason["empty file"] == 1
+
+
+def test_tfrecords_with_custom_keys_and_a_broken_record(tmp_path):
+    path = str(tmp_path / "mine.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(30):
+            feature = {"jpeg": tf.train.Feature(bytes_list=tf.train.BytesList(
+                value=[data_factory.encoded((20, 20), i, "JPEG")])),
+                "class_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 3]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        writer.write(b"definitely not a protobuf")
+        bad = {"jpeg": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\xff\xd8\xff junk"])),
+               "class_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}
+        writer.write(tf.train.Example(features=tf.train.Features(feature=bad)).SerializeToString())
+    data = DataConfig(tfrecords=path, image_key="jpeg", label_key="class_id")
+    plan, out, examples = run_example_gen(data, tmp_path)
+    assert plan.num_classes == 3
+    assert len(out["probe_train"]) + len(out["eval"]) == 30
+    reasons = sorted(row["reason"].split(" (")[0] for row in skipped_report(examples))
+    assert reasons == ["not a tf.train.Example", "truncated or corrupt image"]
+
+
+def test_separate_sources_unlabelled_folder_for_pretraining_tfds_for_the_probe(tfds_dir, tmp_path):
+    unlabelled = tmp_path / "unlabelled"
+    data_factory.write_image_folder(str(unlabelled), 25)  # nested folders, no classes
+    data = DataConfig(pretrain_images=str(unlabelled), probe_dataset="cifar10", tfds_data_dir=tfds_dir)
+    plan, out, _ = run_example_gen(data, tmp_path)
+    assert len(out["pretrain"]) == 25 and {label for _, label in out["pretrain"]} == {-1}
+    layout = data_factory.TFDS_LAYOUTS["cifar10"]
+    assert len(out["probe_train"]) == layout["train"] and len(out["eval"]) == layout["test"]
+    assert "pre-train on images in" in plan.description and "cifar10" in plan.description
+
+
+def test_plan_fingerprint_follows_the_content_of_the_sources(tmp_path):
+    root = tmp_path / "imgs"
+    data_factory.write_image_folder(str(root), 6, classes=2)
+    data = DataConfig(images=str(root))
+    first = sources.plan(data, str(tmp_path / "d"))
+    assert sources.plan(data, str(tmp_path / "d")).fingerprint() == first.fingerprint()
+    with open(root / "class0" / "new.png", "wb") as f:
+        f.write(data_factory.encoded((24, 24), 999))
+    assert sources.plan(data, str(tmp_path / "d")).fingerprint() != first.fingerprint()
+
+
+def test_labelled_folder_needs_two_classes(tmp_path):
+    data_factory.write_image_folder(str(tmp_path / "one"), 4, classes=1)
+    with pytest.raises(ConfigError, match="at least 2 class sub-folders"):
+        sources.plan(DataConfig(images=str(tmp_path / "one")), str(tmp_path / "d"))

@@ -1,0 +1,50 @@
+"""Every awkward kind of file is kept, converted to something TensorFlow decodes, or skipped with why."""
+import pytest
+import tensorflow as tf
+
+from components import image_check
+from tests import data_factory
+
+AWKWARD = data_factory.awkward_files()
+
+
+@pytest.mark.parametrize("name", sorted(AWKWARD))
+def test_each_awkward_file_is_kept_converted_or_skipped_with_a_reason(name):
+    data, expected = AWKWARD[name]
+    image, reason = image_check.check(data)
+    if expected.startswith("skip:"):
+        assert image is None
+        assert reason.startswith(expected[len("skip:"):]), reason
+        assert "\n" not in reason
+        return
+    assert reason == ""
+    if expected == "keep":
+        assert image == data  # byte for byte: nothing re-encoded needlessly
+    else:
+        assert image != data and image[:8] == b"\x89PNG\r\n\x1a\n"
+    decoded = tf.io.decode_image(image, channels=3, expand_animations=False)  # what Transform runs
+    assert decoded.shape[2] == 3 and decoded.dtype == tf.uint8
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped():
+    image, _ = image_check.check(AWKWARD["sixteen-bit.png"][0])
+    pixels = tf.io.decode_png(image).numpy()
+    assert pixels.max() > 200 and pixels.min() == 0 and len(set(pixels.ravel().tolist())) > 100
+
+
+def test_animated_gif_keeps_its_first_frame():
+    image, _ = image_check.check(AWKWARD["animated.gif"][0])
+    assert tf.io.decode_png(image).shape[:2] == (24, 24)
+
+
+def test_a_10000_pixel_jpeg_is_downscaled_to_the_stored_limit():
+    image, reason = image_check.check(data_factory.huge_jpeg(10_000))
+    assert reason == ""
+    shape = tf.io.decode_png(image).shape
+    assert max(shape[:2]) == image_check.MAX_SIDE and shape[0] == shape[1]
+
+
+def test_an_image_above_the_pixel_limit_is_skipped_without_decoding(monkeypatch):
+    monkeypatch.setattr(image_check, "MAX_PIXELS", 1000)
+    image, reason = image_check.check(data_factory.encoded((40, 30)))
+    assert image is None and reason.startswith("too large (40x30 pixels")
