@@ -33,9 +33,13 @@ def describe_anomalies(anomalies_uri: str, split_names) -> list:
     return lines
 
 
+class SchemaAnomalies(RuntimeError):
+    """The data does not match the schema; the message lists every anomaly, one per line."""
+
+
 @component
 def StopOnAnomalies(anomalies: InputArtifact[ExampleAnomalies]):
     lines = describe_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
     if lines:
-        raise RuntimeError("ExampleValidator found schema anomalies; the run stops before Transform:\n  "
+        raise SchemaAnomalies("ExampleValidator found schema anomalies; the run stops before Transform:\n  "
                            + "\n  ".join(lines))

@@ -98,9 +98,14 @@ def _cmd_run(args) -> int:
     config = config_from_args(args)
     if os.path.exists(config.output_dir) and not os.access(config.output_dir, os.W_OK):
         raise ConfigError(f"output directory {config.output_dir} is not writable")
+    from components.anomalies_gate import SchemaAnomalies
     from pipeline import summary
     from pipeline.local_runner import run_local
-    result = run_local(config)
+    try:
+        result = run_local(config)
+    except SchemaAnomalies as e:
+        print(f"simsiam-tfx: error: {e}", file=sys.stderr)
+        return 1
     print()
     print(summary.describe(result))
     print(f"  summary: {config.summary_path}")

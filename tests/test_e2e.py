@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import PipelineConfig
+from components.anomalies_gate import SchemaAnomalies
+from pipeline.config import SPLITS, PipelineConfig
+from pipeline.cli import main
 from pipeline.local_runner import run_local
+from tests import data_factory
 from tests.conftest import encode
 
 ALL_COMPONENTS = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies", "Transform",
@@ -34,7 +37,8 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     # Every component ran, a model was blessed and pushed, and the summary says so.
     assert set(first["components"]) == ALL_COMPONENTS
     assert set(first["components"].values()) == {"executed"}
-    assert first["examples"] == {"pretrain": 128, "probe_train": 100, "eval": 100}
+    assert {k: first["examples"][k] for k in SPLITS} == {"pretrain": 128, "probe_train": 100, "eval": 100}
+    assert first["examples"]["skipped"] == 0
     assert first["evaluator"]["blessed"] is True and first["pushed_model"]
     with open(config.summary_path) as f:
         on_disk = json.load(f)
@@ -72,3 +76,53 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     assert second["pushed_model"] is None
     assert glob.glob(os.path.join(config.serving_model_dir, "*")) == [pushed]
     assert tf.saved_model.load(pushed).signatures["serve_image_bytes"] is not None
+
+
+@pytest.mark.slow
+def test_separate_sources_unlabelled_folder_then_tfds_probe_end_to_end(tmp_path):
+    """The second seed's setting in small: pre-train on an unlabelled image folder (with a broken
+    file in it), probe and evaluate on CIFAR-10 read through its TFDS builder."""
+    tfds_dir, unlabelled = str(tmp_path / "tfds"), tmp_path / "unlabelled"
+    data_factory.prepare_tfds("cifar10", tfds_dir)
+    data_factory.write_image_folder(str(unlabelled), 40, size=40, fmt="JPEG")
+    (unlabelled / "part0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    config = tiny_config(tmp_path / "out")
+    config.data.pretrain_images, config.data.probe_dataset, config.data.tfds_data_dir = (
+        str(unlabelled), "cifar10", tfds_dir)
+    result = run_local(config)
+
+    assert set(result["components"].values()) == {"executed"}
+    layout = data_factory.TFDS_LAYOUTS["cifar10"]
+    assert {k: result["examples"][k] for k in SPLITS} == {
+        "pretrain": 40, "probe_train": layout["train"], "eval": layout["test"]}
+    assert result["examples"]["skipped"] == 1
+    with open(result["examples"]["skipped_report"]) as f:
+        [row] = [json.loads(line) for line in f]
+    assert row["item"].endswith("broken.jpg") and row["reason"].startswith("truncated or corrupt")
+    assert "pre-train on images in" in result["dataset"] and "cifar10" in result["dataset"]
+    assert result["pretrain"]["epochs"] == 2 and result["probe"]["accuracy"] is not None
+
+
+SCHEMA_WITH_TWO_CLASSES = """
+feature { name: "image" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "label" type: INT int_domain { min: -1 max: 1 }
+          presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+"""
+
+
+@pytest.mark.slow
+def test_schema_anomalies_stop_the_run_before_transform(tmp_path, capsys):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(SCHEMA_WITH_TWO_CLASSES)
+    config = tiny_config(tmp_path / "out")
+    config.data.schema = str(schema)  # shapes has 10 classes: labels 2..9 are out of the domain
+    with pytest.raises(SchemaAnomalies, match=r"schema anomalies.*\n.*label: Out-of-range values"):
+        run_local(config)
+    assert not glob.glob(os.path.join(config.pipeline_root, "Transform", "*", "*"))
+
+    # From the command line: a readable message and a non-zero exit, no traceback.
+    code = main(["run", "--output", str(tmp_path / "out"), "--schema", str(schema), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith("simsiam-tfx: error: ExampleValidator found schema anomalies")
+    assert "eval: label: Out-of-range values" in err
