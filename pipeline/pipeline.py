@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -36,11 +38,23 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                     absolute={"value": -max(config.eval.max_regression, 1e-10)})))])])
 
 
-def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """`input_base`: a folder holding the sources.json plan (components/sources.py)."""
-    custom = {"config": config.trainer_dict(), "num_classes": num_classes}
+@dataclasses.dataclass
+class DataStages:
+    """The Beam-based data half of the pipeline, ExampleGen to Transform (also run alone by
+    benchmarks/data_scale.py)."""
+    example_gen: Any
+    statistics_gen: Any
+    schema_gen: Any
+    example_validator: Any
+    stop_on_anomalies: Any
+    transform: Any
 
+    def components(self) -> list:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
+    """`input_base`: a folder holding the sources.json plan (components/sources.py)."""
     example_gen = example_gen_component.create(input_base)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -59,6 +73,15 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
         # The preprocessing has no analyzers; analysing the pre-training split alone is cheapest.
         splits_config=tfx.proto.SplitsConfig(analyze=["pretrain"], transform=list(SPLITS)))
     transform.add_upstream_node(stop_on_anomalies)  # no Transform on data with anomalies
+    return DataStages(example_gen, statistics_gen, schema_gen, example_validator, stop_on_anomalies, transform)
+
+
+def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """`input_base`: a folder holding the sources.json plan (components/sources.py)."""
+    custom = {"config": config.trainer_dict(), "num_classes": num_classes}
+    data = data_stages(config, input_base)
+    example_gen, schema_gen, transform = data.example_gen, data.schema_gen, data.transform
 
     pretrain = tfx.components.Trainer(
         run_fn=PRETRAIN_RUN_FN,
@@ -102,8 +125,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, stop_on_anomalies, transform,
-                    pretrain, probe, latest_blessed, evaluator, pusher],
+        components=data.components() + [pretrain, probe, latest_blessed, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args))
