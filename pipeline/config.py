@@ -142,15 +142,19 @@ class PipelineConfig:
     probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     enable_cache: bool = True
+    # Where TFX writes its artifacts; None: <output_dir>/tfx. Set it to gs://... when Beam runs on
+    # remote workers (Dataflow, Flink, Spark): they write ExampleGen/Transform outputs there. The
+    # MLMD store and the summary stay in output_dir.
+    artifact_root: Optional[str] = None
     # Extra Beam flags for the Beam-based components; the default runs Beam in this process.
     beam_pipeline_args: list[str] = dataclasses.field(
         default_factory=lambda: ["--runner=DirectRunner", "--direct_running_mode=in_memory",
                                  "--direct_num_workers=1"])
 
-    # ---- paths, all under output_dir ------------------------------------------------------
+    # ---- paths, all under output_dir unless artifact_root says otherwise --------------------
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.output_dir, "tfx")
+        return self.artifact_root or os.path.join(self.output_dir, "tfx")
 
     @property
     def metadata_path(self) -> str:

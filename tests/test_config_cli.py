@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -54,3 +55,13 @@ def test_help_describes_every_command(capsys):
     for flag in ("--output", "--dataset", "--image-size", "--epochs", "--batch-size", "--backbone", "--width",
                  "--min-accuracy"):
         assert flag in out
+
+
+def test_the_example_beam_runner_configs_are_valid():
+    import glob
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.json")))
+    assert len(paths) == 3
+    for path in paths:
+        config = PipelineConfig.from_json_file(path).validate()
+        assert any(arg.startswith("--runner=") for arg in config.beam_pipeline_args)
+        assert config.pipeline_root.startswith("gs://")  # remote workers need shared storage
