@@ -94,7 +94,7 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
 def _add_param_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="set a runtime parameter (input_base, trainer_config, eval_config)")
-    p.add_argument("--input-base", help="data location for this run (TFRecords under pretrain/, probe_train/, eval/)")
+    p.add_argument("--input-base", help="data plan for this run: a folder holding sources.json (see `simsiam-tfx sources`)")
     p.add_argument("--epochs", type=int, help="pre-training epochs for this run")
     p.add_argument("--min-accuracy", type=float, help="Evaluator's accuracy floor for this run")
     p.add_argument("--max-regression", type=float, help="allowed accuracy drop vs the last blessed model")
@@ -218,7 +218,7 @@ def register(subparsers) -> None:
     c.add_argument("--image", required=True, help="container image with this project (kubeflow/Dockerfile)")
     c.add_argument("--pipeline-root", required=True, help="gs://bucket/path for artifacts and pushed models")
     c.add_argument("--output", required=True, metavar="FILE", help="output file: .yaml (kfp) or .json (vertex)")
-    c.add_argument("--input-base", help="default data location (default: <pipeline-root>/data)")
+    c.add_argument("--input-base", help="default data plan folder holding sources.json (default: <pipeline-root>/data)")
     c.add_argument("--num-classes", type=int, default=d.num_classes, help="label classes (default: 10)")
     c.add_argument("--trainer-cpu", type=float, help="vCPUs per Trainer")
     c.add_argument("--trainer-memory", type=float, help="memory per Trainer in GB")

@@ -161,3 +161,14 @@ def test_labelled_folder_needs_two_classes(tmp_path):
     data_factory.write_image_folder(str(tmp_path / "one"), 4, classes=1)
     with pytest.raises(ConfigError, match="at least 2 class sub-folders"):
         sources.plan(DataConfig(images=str(tmp_path / "one")), str(tmp_path / "d"))
+
+
+def test_sources_command_writes_the_plan_for_a_cluster_run(tmp_path, capsys):
+    from pipeline.cli import main
+    data_factory.write_image_folder(str(tmp_path / "imgs"), 6, classes=3)
+    assert main(["sources", "--images", str(tmp_path / "imgs"), "--to", str(tmp_path / "plans")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["num_classes"] == 3
+    plan = sources.load_plan(printed["input_base"])
+    assert plan.class_names == ["class0", "class1", "class2"]
+    assert plan.splits["eval"][0].keep == (0.85, 1.0)
