@@ -27,7 +27,7 @@ def _bytes_per_example(pattern: str, count: int) -> float:
     return round(sum(os.path.getsize(p) for p in glob.glob(pattern, recursive=True)) / count, 1)
 
 
-def run_data_stages(images: str, work: str, image_size: int) -> dict:
+def run_data_stages(images: str, work: str, image_size: int, stages: int = 6) -> dict:
     import trainer  # noqa: F401  (Keras mode)
     import tensorflow as tf
     from tfx import v1 as tfx
@@ -42,7 +42,7 @@ def run_data_stages(images: str, work: str, image_size: int) -> dict:
     input_base = sources.write_plan(plan, config.data_root)
     pipeline = tfx.dsl.Pipeline(
         pipeline_name="data-scale", pipeline_root=config.pipeline_root,
-        components=data_stages(config, input_base).components(), enable_cache=False,
+        components=data_stages(config, input_base).components()[:stages], enable_cache=False,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),
         beam_pipeline_args=list(config.beam_pipeline_args))
@@ -54,26 +54,29 @@ def run_data_stages(images: str, work: str, image_size: int) -> dict:
     for stage, pattern in (("examplegen", "ExampleGen/examples/*/Split-*/*"),
                            ("transform", "Transform/transformed_examples/*/Split-*/*")):
         files = glob.glob(os.path.join(config.pipeline_root, pattern))
+        if not files:
+            continue
         records = sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
         result[f"{stage}_records"] = records
         result[f"{stage}_bytes_per_example"] = round(sum(os.path.getsize(f) for f in files) / records, 1)
     return result
 
 
-def measure(count: int, image_size: int, keep: bool) -> dict:
+def measure(count: int, image_size: int, keep: bool, stages: int = 6) -> dict:
     from tests import data_factory
     work = tempfile.mkdtemp(prefix=f"data-scale-{count}-")
     images = os.path.join(work, "images")
     data_factory.write_image_folder(images, count, classes=10, size=image_size)
     # A fresh interpreter per count: ru_maxrss is a high-water mark of the whole process.
     done = subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--child", images, os.path.join(work, "out"),
-                           str(image_size)], capture_output=True, text=True)
+                           str(image_size), str(stages)], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.update({
         "images": count,
         "image_size": image_size,
+        "stages": stages,
         "source_bytes_per_example": _bytes_per_example(os.path.join(images, "**", "*.png"), count),
         "float32_bytes_per_example": image_size * image_size * 3 * 4,
     })
@@ -87,14 +90,16 @@ def main(argv=None) -> int:
     parser.add_argument("--counts", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the generated folders and outputs")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--stages", type=int, default=6,
+                        help="run only the first N data stages (1 = ExampleGen ... 6 = up to Transform)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        images, work, size = args.child
-        print(json.dumps(run_data_stages(images, work, int(size))))
+        images, work, size, stages = args.child
+        print(json.dumps(run_data_stages(images, work, int(size), int(stages))))
         return 0
     for count in args.counts:
-        print(json.dumps(measure(count, args.image_size, args.keep)), flush=True)
+        print(json.dumps(measure(count, args.image_size, args.keep, args.stages)), flush=True)
     return 0
 
 

@@ -20,7 +20,7 @@ import tf_keras as keras
 
 from components import shapes
 from pipeline.config import DataConfig
-from trainer import augment, backbones, data, probe, schedules
+from trainer import augment, backbones, data, monitors, probe, schedules
 from trainer import supervised as sup
 from trainer.pretrain import build_simsiam
 
@@ -42,6 +42,27 @@ def linear_probe(encoder, splits, l2=1e-4):
     (_, _), (xt, yt), (xe, ye) = splits
     _, _, acc, train_acc = probe.probe_encoder(encoder, _labelled(xt, yt), _labelled(xe, ye), 10, l2)
     return acc, train_acc
+
+
+class QualityCurve(keras.callbacks.Callback):
+    """Every `every` epochs: linear probe and kNN (k=200) accuracy on eval, one JSON line each."""
+
+    def __init__(self, splits, every: int, steps_per_epoch: int, start: float):
+        super().__init__()
+        self.splits, self.every, self.steps_per_epoch, self.start = splits, every, steps_per_epoch, start
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        (_, _), (xt, yt), (xe, ye) = self.splits
+        encoder = self.model.encoder
+        acc, _ = linear_probe(encoder, self.splits)
+        train_x, train_y = monitors.extract_features(encoder, _labelled(xt, yt))
+        eval_x, eval_y = monitors.extract_features(encoder, _labelled(xe, ye))
+        knn = monitors.knn_accuracy(train_x, train_y, eval_x, eval_y, k=200, temperature=0.1, num_classes=10)
+        print(json.dumps({"curve": "simsiam", "epoch": epoch + 1, "steps": (epoch + 1) * self.steps_per_epoch,
+                          "seconds": round(time.perf_counter() - self.start, 1), "loss": float(logs["loss"]),
+                          "probe_accuracy": acc, "knn_accuracy": knn}), flush=True)
 
 
 def supervised(splits, args):
@@ -66,6 +87,8 @@ def main():
     parser.add_argument("--base-lr", type=float, default=0.03)
     parser.add_argument("--augment", default="cifar")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="simsiam: every N epochs print a JSON line with linear-probe and kNN accuracy (a curve)")
     args = parser.parse_args()
     splits = load_splits(args.image_size, DataConfig().shapes_per_split, 0)
     start = time.perf_counter()
@@ -84,7 +107,8 @@ def main():
         model = build_simsiam(args.backbone, args.width, args.image_size, 16 * args.width, 5e-4, lr)
         views = data.views_of(tf.data.Dataset.from_tensor_slices(x), args.image_size, args.batch_size,
                               augment.preset(args.augment), args.seed, len(x))
-        hist = model.fit(views, epochs=args.epochs, steps_per_epoch=steps, verbose=2)
+        callbacks = [QualityCurve(splits, args.eval_every, steps, start)] if args.eval_every else []
+        hist = model.fit(views, epochs=args.epochs, steps_per_epoch=steps, verbose=2, callbacks=callbacks)
         result["final_loss"] = hist.history["loss"][-1]
         result["accuracy"], result["train_accuracy"] = linear_probe(model.encoder, splits)
     result["seconds"] = time.perf_counter() - start

@@ -23,7 +23,8 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", choices=BACKBONES, help=f"encoder (default: {d.pretrain.backbone})")
     parser.add_argument("--width", type=int, help=f"channels of the first ResNet stage (default: {d.pretrain.width})")
     parser.add_argument("--precision", choices=PRECISIONS,
-                        help="pre-training precision: bf16 = Keras mixed_bfloat16 (default: fp32)")
+                        help="pre-training precision: bf16 = Keras mixed_bfloat16, fp16 = mixed_float16 with dynamic "
+                             "loss scaling (default: fp32)")
     parser.add_argument("--supervised-epochs", type=int,
                         help="also train a supervised-from-scratch reference (same encoder + linear head) for "
                              "this many epochs on probe_train and report its eval accuracy (default: 0 = off)")
@@ -168,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--image-size", type=int, default=32)
     bench.add_argument("--batch-size", type=int, default=256)
     bench.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="bf16 = Keras mixed_bfloat16 (loss and normalisation stay float32)")
+                       help="bf16 = Keras mixed_bfloat16, fp16 = mixed_float16 with loss scaling (loss and normalisation "
+                            "stay float32)")
     bench.add_argument("--xla", action="store_true", help="compile the train step with XLA")
     bench.add_argument("--augment", choices=AUGMENT_PRESETS, default="strong-colour")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per measurement")

@@ -15,7 +15,7 @@ EMBEDDED_DATASETS = ("shapes", "digits")
 TFDS_DATASETS = ("tf_flowers", "stl10", "cifar10")
 DATASETS = EMBEDDED_DATASETS + TFDS_DATASETS
 BACKBONES = ("resnet18", "resnet50")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 AUGMENT_PRESETS = ("imagenet", "cifar", "strong-colour", "mild")
 
 # The three fixed splits every data source is cut into. Pre-training sees only `pretrain`; the
@@ -90,8 +90,8 @@ class PretrainConfig:
     warmup_epochs: int = 0
     seed: int = 0
     # "bf16": Keras mixed_bfloat16 (bf16 compute, float32 weights; loss and normalisation in
-    # float32). 1.33x on this project's CPUs with AVX512-BF16 (simsiam-tfx bench). fp16 needs
-    # loss scaling and is not supported yet.
+    # float32). 1.33x on this project's CPUs with AVX512-BF16 (simsiam-tfx bench). "fp16":
+    # mixed_float16 with dynamic loss scaling on both optimizers, for GPUs without bf16 (slow on CPU).
     precision: str = "fp32"
     # kNN monitor each epoch on (eval vs probe_train); 0 disables it.
     knn_k: int = 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
@@ -57,7 +58,11 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
     """`input_base`: a folder holding the sources.json plan (components/sources.py)."""
     example_gen = example_gen_component.create(input_base)
 
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"],
+        # Bounded-memory sketches for top-k/unique counts: the exact ones keep every distinct value,
+        # and every image is one (measured: +320 MB from 2k to 20k small images without this).
+        stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True))
     if config.data.schema:  # a curated schema: data that drifts from it stops the run
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema)
     else:
@@ -71,7 +76,10 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config={"image_size": config.data.image_size},
         # The preprocessing has no analyzers; analysing the pre-training split alone is cheapest.
-        splits_config=tfx.proto.SplitsConfig(analyze=["pretrain"], transform=list(SPLITS)))
+        splits_config=tfx.proto.SplitsConfig(analyze=["pretrain"], transform=list(SPLITS)),
+        # Transform's own pre/post-transform statistics would keep a count of every distinct image
+        # (memory growing with the data set); StatisticsGen already describes the raw data.
+        disable_statistics=True)
     transform.add_upstream_node(stop_on_anomalies)  # no Transform on data with anomalies
     return DataStages(example_gen, statistics_gen, schema_gen, example_validator, stop_on_anomalies, transform)
 
