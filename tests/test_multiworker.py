@@ -63,7 +63,11 @@ for _ in range(2):
     single.train_step((views[0], views[1]))
     step(strategy.experimental_distribute_values_from_function(lambda ctx: (views[0], views[1])))
 moved = max(float(np.max(np.abs(a - v.numpy()))) for a, v in zip(initial, nets(single)))
-diff = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(nets(single), nets(mirrored)))
+# BatchNorm is synchronised across replicas (SyncBN), so its moving variance is an unbiased
+# estimate over the global batch (16 rows, the 8 twice): a different Bessel factor than over 8.
+# Everything else, trainable weights and moving means, must match.
+compared = lambda m: [v for v in nets(m) if "moving_variance" not in v.name]
+diff = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(compared(single), compared(mirrored)))
 print("RESULT", strategy.num_replicas_in_sync, moved, diff, type(mirrored.optimizer).__name__)
 """
 
@@ -78,7 +82,10 @@ def test_two_replicas_on_the_same_examples_update_the_weights_like_one(policy):
     assert int(replicas) == 2
     assert ("LossScaleOptimizer" in optimizer) == (policy == "mixed_float16")
     assert float(moved) > 1e-3  # the steps did change the weights ...
-    assert float(diff) < 1e-5  # ... identically (not twice the gradient, not twice the decay)
+    # ... identically (not twice the gradient, not twice the decay; either moves them by > 0.1).
+    # float16: the synchronised BatchNorm sums statistics over replicas in another order, and
+    # float16 rounding (epsilon 1e-3) makes that visible.
+    assert float(diff) < (1e-5 if policy == "float32" else 1e-2)
 
 
 def test_chief_and_worker_count_from_tf_config(monkeypatch):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import tf_keras as keras
 from tf_keras import layers
 
+from trainer import distribute
+
 BN_MOMENTUM = 0.9  # PyTorch's 0.1 in Keras' convention
 BN_EPSILON = 1e-5
 
@@ -25,7 +27,8 @@ def _conv(filters: int, kernel: int, stride: int, name: str) -> layers.Conv2D:
 
 def _bn(name: str, zero_gamma: bool = False) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name,
-                                     gamma_initializer="zeros" if zero_gamma else "ones")
+                                     gamma_initializer="zeros" if zero_gamma else "ones",
+                                     synchronized=distribute.sync_batchnorm())
 
 
 def _basic_block(x, filters: int, stride: int, name: str):

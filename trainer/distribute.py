@@ -83,3 +83,10 @@ def strategy_name(strategy: tf.distribute.Strategy) -> str:
     if isinstance(strategy, tf.distribute.MirroredStrategy):
         return "MirroredStrategy"
     return "default strategy" if not tf.distribute.has_strategy() else type(strategy).__name__
+
+
+def sync_batchnorm() -> bool:
+    """Whether BatchNorm layers built now should synchronise their batch statistics across
+    replicas: under a strategy with several replicas, as the paper's multi-GPU runs do (SyncBN),
+    so each replica normalises over the global batch, not its slice."""
+    return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1

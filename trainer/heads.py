@@ -13,6 +13,7 @@ from __future__ import annotations
 import tf_keras as keras
 from tf_keras import layers
 
+from trainer import distribute
 from trainer.backbones import BN_EPSILON, BN_MOMENTUM
 
 
@@ -28,7 +29,7 @@ def _dense(units: int, use_bias: bool, name: str) -> layers.Dense:
 
 def _bn(name: str, affine: bool = True) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, center=affine, scale=affine,
-                                     name=name)
+                                     name=name, synchronized=distribute.sync_batchnorm())
 
 
 def build_projector(in_dim: int, dim: int, num_layers: int, name: str = "projector") -> keras.Model:
