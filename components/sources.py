@@ -193,7 +193,9 @@ def _embedded_plan(name: str, data: DataConfig, data_root: str):
     copy = embedded.materialize(name, data_root, data.image_size, data.shapes_per_split, data.seed)
     splits = {split: [Read("tfrecords", os.path.join(copy.input_base, split, "*"), labelled=split != "pretrain")]
               for split in SPLITS}
-    return splits, [str(i) for i in range(copy.num_classes)], f"{name} (embedded)"
+    from components import shapes
+    names = list(shapes.CLASS_NAMES) if name == "shapes" else [str(i) for i in range(copy.num_classes)]
+    return splits, names, f"{name} (embedded)"
 
 
 def _labelled_source(data: DataConfig, data_root: str, dataset: str, images: Optional[str],

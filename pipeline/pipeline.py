@@ -85,9 +85,12 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
 
 
 def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """`input_base`: a folder holding the sources.json plan (components/sources.py)."""
+                    metadata_connection_config=None, class_names=None) -> tfx.dsl.Pipeline:
+    """`input_base`: a folder holding the sources.json plan (components/sources.py); `class_names`
+    (label order) become the served model's `class_name` output (default: "0", "1", ...)."""
     custom = {"config": config.trainer_dict(), "num_classes": num_classes}
+    if class_names:
+        custom["class_names"] = list(class_names)
     data = data_stages(config, input_base)
     example_gen, schema_gen, transform = data.example_gen, data.schema_gen, data.transform
 

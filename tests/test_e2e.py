@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components import shapes
 from components.anomalies_gate import SchemaAnomalies
 from pipeline.config import SPLITS, PipelineConfig
 from pipeline.cli import main
@@ -56,6 +57,7 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     image = encode(np.random.default_rng(0).integers(0, 255, (45, 31, 3), dtype=np.uint8), "JPEG")
     by_bytes = model.signatures["serve_image_bytes"](image_bytes=tf.constant([image, image]))
     assert by_bytes["probabilities"].shape == (2, 10)
+    assert by_bytes["class_name"].numpy()[0].decode() == shapes.CLASS_NAMES[int(by_bytes["class_id"][0])]
     np.testing.assert_allclose(by_bytes["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
     assert by_bytes["embedding"].shape == (2, 4 * 8)
     example = tf.train.Example(features=tf.train.Features(feature={

@@ -17,8 +17,12 @@ from trainer import data
 PREDICTION_KEY = "probabilities"
 
 
-def save_serving_model(classifier: keras.Model, tft_output, image_size: int, path: str) -> None:
+def save_serving_model(classifier: keras.Model, tft_output, image_size: int, path: str,
+                       class_names=None) -> None:
+    """`class_names[i]` is served as `class_name` for class id i (default: the id as text)."""
     classifier.tft_layer = tft_output.transform_features_layer()
+    num_classes = classifier.get_layer("linear").units
+    names = tf.constant(list(class_names) if class_names else [str(i) for i in range(num_classes)])
     raw_spec = tft_output.raw_feature_spec()
     raw_spec.pop(data.LABEL_KEY, None)
 
@@ -26,9 +30,9 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
         transformed = classifier.tft_layer(raw_features)
         images = data.decode_images(transformed[data.IMAGE_KEY], image_size)
         outputs = classifier(images, training=False)
-        return {PREDICTION_KEY: outputs["probabilities"],
-                "class_id": tf.argmax(outputs["probabilities"], axis=1),
-                "embedding": outputs["embedding"]}
+        class_id = tf.argmax(outputs["probabilities"], axis=1)
+        return {PREDICTION_KEY: outputs["probabilities"], "class_id": class_id,
+                "class_name": tf.gather(names, class_id), "embedding": outputs["embedding"]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):

@@ -105,7 +105,7 @@ def run_fn(fn_args) -> None:
 
     classifier = build_classifier(encoder, kernel, bias)
     export.save_serving_model(classifier, tft.TFTransformOutput(fn_args.transform_output), size,
-                              fn_args.serving_model_dir)
+                              fn_args.serving_model_dir, class_names=custom.get("class_names"))
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
