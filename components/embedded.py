@@ -2,8 +2,9 @@
 
 Each dataset is cut into the pipeline's three fixed splits and written as gzipped TFRecords of
 `tf.train.Example{image: PNG bytes, label: int64}` under `<root>/<name>-<fingerprint>/<split>/`,
-which ImportExampleGen reads. Writing is idempotent: an existing, complete copy is reused
-untouched, so its file fingerprints (and TFX's cache) stay valid across runs.
+which ExampleGen reads through a sources.json plan (components/sources.py). Writing is idempotent:
+an existing, complete copy is reused untouched, so its file fingerprints (and TFX's cache) stay
+valid across runs.
 """
 from __future__ import annotations
 

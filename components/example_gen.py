@@ -184,22 +184,14 @@ class Executor(BaseExampleGenExecutor):
         prepares them, and the Trainers shuffle again.
         """
         import tensorflow as tf
-        from tfx.components.example_gen import utils
         from tfx.proto import example_gen_pb2
-        from tfx.types import standard_component_specs
-        from tfx.utils import proto_utils
         self._log_startup(input_dict, output_dict, exec_properties)
-        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        input_config = proto_utils.json_to_proto(
-            exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
-        output_config = proto_utils.json_to_proto(
-            exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], example_gen_pb2.Output())
-        split_names = utils.generate_output_split_names(input_config, output_config)
-        examples.split_names = artifact_utils.encode_split_names(split_names)
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        examples.split_names = artifact_utils.encode_split_names(list(SPLITS))  # always these three (see create)
         report = os.path.join(examples.uri, SKIPPED_REPORT)
         with self._make_beam_pipeline() as pipeline:
             splits = self.GenerateExamplesByBeam(pipeline, {**exec_properties, _REPORT_PROPERTY: report})
-            for name in split_names:
+            for name in SPLITS:
                 _ = splits[name] | f"Write[{name}]" >> beam.io.WriteToTFRecord(
                     os.path.join(artifact_utils.get_split_uri([examples], name), "data_tfrecord"),
                     file_name_suffix=".gz")

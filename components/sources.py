@@ -60,8 +60,7 @@ class Read:
 @dataclasses.dataclass
 class SourcePlan:
     splits: dict[str, list[Read]]
-    num_classes: int
-    class_names: list[str]
+    class_names: list[str]  # label order
     description: str
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)  # found while planning
     content_fingerprint: str = ""
@@ -75,6 +74,10 @@ class SourcePlan:
         raw["splits"] = {split: [Read(**{**r, "classes": tuple(r["classes"]), "keep": tuple(r["keep"])})
                                  for r in reads] for split, reads in raw["splits"].items()}
         return cls(**raw)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
@@ -231,8 +234,7 @@ def plan(data: DataConfig, data_root: str) -> SourcePlan:
         description = f"pre-train on {pretrain_description}; probe and evaluate on {probe_description}"
     # Pre-training never sees labels, even where the source has them.
     splits["pretrain"] = [dataclasses.replace(r, labelled=False) for r in splits["pretrain"]]
-    result = SourcePlan(splits=splits, num_classes=len(classes), class_names=classes, description=description,
-                        skipped=skipped)
+    result = SourcePlan(splits=splits, class_names=classes, description=description, skipped=skipped)
     result.content_fingerprint = content_fingerprint(result)
     return result
 

@@ -6,7 +6,7 @@ image, so nothing is uploaded and no credentials or bucket access are needed.
 Runtime parameters. TFX 1.21's KubeflowV2DagRunner only accepts a RuntimeParameter (int, float or str)
 as a *whole* execution property; one inside a dict or proto (epochs in the Trainers' custom_config,
 the floor in the Evaluator's EvalConfig) is not substituted. So:
-  - input_base      (str): ImportExampleGen's data location;
+  - input_base      (str): ExampleGen's data plan (a folder holding sources.json);
   - trainer_config  (str): the Trainers' whole custom_config JSON (epochs and every training setting);
   - eval_config     (str): the Evaluator's whole EvalConfig JSON (accuracy floor, allowed regression).
 `run_parameters()` renders the last two from a PipelineConfig, so the CLI can change epochs or the

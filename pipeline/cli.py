@@ -12,12 +12,11 @@ from pipeline.config import (AUGMENT_PRESETS, BACKBONES, DATASETS, PRECISIONS, C
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     d = PipelineConfig()
-    parser.add_argument("--config", metavar="FILE", help="JSON configuration file (flags given here override it)")
     parser.add_argument("--output", metavar="DIR", help=f"output directory (default: {d.output_dir})")
     _add_data_flags(parser)
-    parser.add_argument("--image-size", type=int, help=f"image side in pixels (default: {d.data.image_size})")
     parser.add_argument("--augment", choices=AUGMENT_PRESETS,
-                        help="augmentation preset (default: cifar for shapes, mild for digits)")
+                        help="augmentation preset (default: strong-colour for shapes, mild for digits, cifar up to "
+                             "96 px and imagenet above for photos)")
     parser.add_argument("--epochs", type=int, help=f"pre-training epochs (default: {d.pretrain.epochs})")
     parser.add_argument("--batch-size", type=int, help=f"pre-training batch size (default: {d.pretrain.batch_size})")
     parser.add_argument("--backbone", choices=BACKBONES, help=f"encoder (default: {d.pretrain.backbone})")
@@ -32,12 +31,15 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"Evaluator's accuracy floor for blessing (default: {d.eval.min_accuracy})")
     parser.add_argument("--max-regression", type=float,
                         help="largest accuracy drop vs the last blessed model that still blesses (default: 0)")
-    parser.add_argument("--seed", type=int, help="seed for data generation and training (default: 0)")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component even if its inputs are unchanged")
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that decide the data (shared by `run` and `sources`)."""
     d = PipelineConfig().data
+    parser.add_argument("--config", metavar="FILE", help="JSON configuration file (flags given here override it)")
+    parser.add_argument("--image-size", type=int, help=f"image side in pixels (default: {d.image_size})")
+    parser.add_argument("--seed", type=int, help="seed for data generation and training (default: 0)")
     data = parser.add_argument_group("data sources")
     data.add_argument("--dataset", choices=DATASETS,
                       help=f"named data set: embedded (offline) or TFDS (default: {d.dataset})")
@@ -66,20 +68,18 @@ _DATA_FLAGS = ("dataset", "tfds_data_dir", "images", "tfrecords", "image_key", "
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The configuration the flags of `run` or `sources` describe (flags a command lacks stay as they are)."""
     config = PipelineConfig.from_json_file(args.config) if args.config else PipelineConfig()
-    overrides = {
-        ("output_dir",): args.output, ("data", "image_size"): args.image_size,
-        ("data", "augment"): args.augment, ("pretrain", "epochs"): args.epochs,
-        ("pretrain", "batch_size"): args.batch_size, ("pretrain", "backbone"): args.backbone,
-        ("pretrain", "width"): args.width, ("pretrain", "precision"): args.precision,
-        ("eval", "min_accuracy"): args.min_accuracy, ("probe", "supervised_epochs"): args.supervised_epochs,
-        ("eval", "max_regression"): args.max_regression, ("data", "seed"): args.seed,
-        ("pretrain", "seed"): args.seed,
+    flags = {
+        ("output_dir",): "output", ("data", "image_size"): "image_size", ("data", "augment"): "augment",
+        ("pretrain", "epochs"): "epochs", ("pretrain", "batch_size"): "batch_size",
+        ("pretrain", "backbone"): "backbone", ("pretrain", "width"): "width", ("pretrain", "precision"): "precision",
+        ("eval", "min_accuracy"): "min_accuracy", ("probe", "supervised_epochs"): "supervised_epochs",
+        ("eval", "max_regression"): "max_regression", ("data", "seed"): "seed", ("pretrain", "seed"): "seed",
     }
-    overrides.update({("data", name): getattr(args, name) for name in _DATA_FLAGS})
-    if args.tfds_download:
-        overrides[("data", "tfds_download")] = True
-    for path, value in overrides.items():
+    flags.update({("data", name): name for name in _DATA_FLAGS})
+    for path, flag in flags.items():
+        value = getattr(args, flag, None)
         if value is not None:
             target = config
             for part in path[:-1]:
@@ -89,7 +89,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         value = getattr(config.data, name)
         if value and "://" not in value:  # the plan is read from elsewhere: make local paths absolute
             setattr(config.data, name, os.path.abspath(os.path.expanduser(value)))
-    if args.no_cache:
+    if args.tfds_download:
+        config.data.tfds_download = True
+    if getattr(args, "no_cache", False):
         config.enable_cache = False
     config.output_dir = os.path.abspath(config.output_dir)
     return config.validate()
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resolve the data flags into a sources.json plan under --to/sources-<fingerprint>/ and print "
                     "that folder: pass it as --input-base to `kfp run` / `vertex run`. Paths in the plan must be "
                     "readable where the pipeline runs (gs://... for a cluster).")
-    _add_run_flags(plan)
+    _add_data_flags(plan)
     plan.add_argument("--to", metavar="DIR", required=True, help="folder (local or gs://) for the plan")
     plan.set_defaults(func=_cmd_sources)
 

@@ -10,13 +10,19 @@ from trainer.bench import write_transformed_examples
 from trainer.pretrain import pretrain
 
 
-def test_pretraining_in_bfloat16_trains_and_restores_the_policy(tmp_path):
+def tiny_config(tmp_path, precision: str):
+    """One epoch of a width-2 ResNet-18 on 32 16-px examples; returns (config, data file)."""
     data = str(tmp_path / "t.tfrecord.gz")
     write_transformed_examples(data, 32, 16)
     config = PipelineConfig()
     config.data.image_size = 16
     p = config.pretrain
-    p.epochs, p.width, p.batch_size, p.knn_k, p.precision = 1, 2, 16, 0, "bf16"
+    p.epochs, p.width, p.batch_size, p.knn_k, p.precision = 1, 2, 16, 0, precision
+    return config, data
+
+
+def test_pretraining_in_bfloat16_trains_and_restores_the_policy(tmp_path):
+    config, data = tiny_config(tmp_path, "bf16")
     simsiam, metrics = pretrain(config, [data], None, None, 10, log_dir=str(tmp_path / "tb"))
     assert simsiam.encoder.get_layer("stem_conv").compute_dtype == "bfloat16"
     assert simsiam.encoder.get_layer("stem_conv").dtype == "float32"  # weights stay float32
@@ -27,12 +33,7 @@ def test_pretraining_in_bfloat16_trains_and_restores_the_policy(tmp_path):
 
 
 def test_pretraining_in_float16_scales_the_loss_and_resumes_with_the_loss_scale(tmp_path):
-    data = str(tmp_path / "t.tfrecord.gz")
-    write_transformed_examples(data, 32, 16)
-    config = PipelineConfig()
-    config.data.image_size = 16
-    p = config.pretrain
-    p.epochs, p.width, p.batch_size, p.knn_k, p.precision = 1, 2, 16, 0, "fp16"
+    config, data = tiny_config(tmp_path, "fp16")
     checkpoints = str(tmp_path / "ckpt")
     simsiam, metrics = pretrain(config, [data], None, None, 10, log_dir=str(tmp_path / "tb"),
                                 checkpoint_dir=checkpoints)
@@ -50,7 +51,7 @@ def test_pretraining_in_float16_scales_the_loss_and_resumes_with_the_loss_scale(
     saved = [name for name, _ in tf.train.list_variables(tf.train.latest_checkpoint(checkpoints))]
     assert {"optimizer/loss_scale", "predictor_optimizer/loss_scale"} <= {n.rsplit("/current_loss_scale", 1)[0]
                                                                            for n in saved}, saved
-    p.epochs = 2
+    config.pretrain.epochs = 2
     simsiam, metrics = pretrain(config, [data], None, None, 10, log_dir=str(tmp_path / "tb"),
                                 checkpoint_dir=checkpoints)
     assert metrics["resumed_after_epoch"] == 1 and [row["epoch"] for row in metrics["history"]] == [1, 2]

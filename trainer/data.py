@@ -80,32 +80,55 @@ def labelled_images(file_patterns: list[str], image_size: int, batch_size: int) 
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def uint8_images(file_patterns: list[str], image_size: int, with_labels: bool = False,
+                 shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+    """Transformed examples -> uint8 (S, S, 3) images (or (image, label)), in file order.
+
+    `shard=(count, index)` keeps every count-th example from the index-th (one worker's share),
+    before anything is decoded.
+    """
+    ds = _examples(file_patterns, with_labels)
+    if shard:
+        ds = ds.shard(*shard)
+
+    def decode(ex):
+        image = tf.ensure_shape(tf.io.parse_tensor(ex[IMAGE_KEY], tf.uint8), (image_size, image_size, 3))
+        return (image, ex[LABEL_KEY]) if with_labels else image
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def pretrain_views(file_patterns: list[str], image_size: int, batch_size: int,
-                   config: augment.AugmentConfig, seed: int, num_examples: int) -> tf.data.Dataset:
-    """Endless batches of (view1, view2) from transformed examples; see `views_of`."""
-    ds = _examples(file_patterns, with_labels=False).map(
-        lambda ex: tf.io.parse_tensor(ex[IMAGE_KEY], tf.uint8), num_parallel_calls=tf.data.AUTOTUNE)
-    return views_of(ds, image_size, batch_size, config, seed, num_examples)
+                   config: augment.AugmentConfig, seed: int, num_examples: int,
+                   shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+    """Endless batches of (view1, view2) from transformed examples (`num_examples` of them, after
+    `shard`; see `uint8_images`); see `views_of`."""
+    return views_of(uint8_images(file_patterns, image_size, shard=shard), image_size, batch_size, config, seed,
+                    num_examples)
+
+
+def augmented_batches(examples: tf.data.Dataset, num_examples: int, image_size: int, batch_size: int, seed: int,
+                      augment_fn) -> tf.data.Dataset:
+    """Examples -> endless batches, reshuffled every epoch, each mapped by
+    `augment_fn(batch, batch_seed)`.
+
+    One random stream (`Dataset.random`) gives every batch its own seed, from which `augment_fn`
+    draws once per example: nothing repeats between epochs, and a fixed `seed` reproduces the whole
+    stream. Augmentation runs on whole batches (vectorised), so the input pipeline costs a small
+    fraction of a training step even on 2 CPU cores.
+    """
+    ds = _maybe_cache(examples, num_examples, image_size)
+    ds = ds.shuffle(min(num_examples, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(batch_size, drop_remainder=True)
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def views_of(images: tf.data.Dataset, image_size: int, batch_size: int, config: augment.AugmentConfig,
              seed: int, num_examples: int) -> tf.data.Dataset:
-    """uint8 (S, S, 3) images -> endless, reshuffled every epoch, batches of (view1, view2).
-
-    One random stream (`Dataset.random`) gives every batch its own seed, from which the two views'
-    seeds are split and then one draw per example: both views of a row come from the same
-    example, nothing repeats between epochs, and a fixed `seed` reproduces the whole stream.
-    """
-    ds = _maybe_cache(images, num_examples, image_size)
-    ds = ds.shuffle(min(num_examples, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.batch(batch_size, drop_remainder=True)
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-
+    """uint8 (S, S, 3) images -> endless batches of (view1, view2), see `augmented_batches`: the two
+    views' seeds are split from the batch's, so both views of a row come from the same example."""
     def views(images, batch_seed):
         images = to_float(tf.ensure_shape(images, (None, image_size, image_size, 3)))
         return augment.two_views(images, batch_seed, config, image_size)
-
-    # Augmentation runs on whole batches (vectorised), so the input pipeline costs a small
-    # fraction of a training step even on 2 CPU cores.
-    ds = tf.data.Dataset.zip((ds, seeds)).map(views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return augmented_batches(images, num_examples, image_size, batch_size, seed, views)

@@ -152,12 +152,8 @@ def _views(strategy: tf.distribute.Strategy, files, image_size: int, batch_size:
         pipelines, index = context.num_input_pipelines, context.input_pipeline_id
         if pipelines == 1:  # one worker, several GPUs: its replicas take turns on one stream
             return data.pretrain_views(files, image_size, per_replica, augment_config, seed, num_examples)
-        images = (data._examples(files, with_labels=False)  # what pretrain_views reads, sharded
-                  .shard(pipelines, index)
-                  .map(lambda ex: tf.io.parse_tensor(ex[data.IMAGE_KEY], tf.uint8),
-                       num_parallel_calls=tf.data.AUTOTUNE))
-        return data.views_of(images, image_size, per_replica, augment_config, seed + index,
-                             len(range(index, num_examples, pipelines)))
+        return data.pretrain_views(files, image_size, per_replica, augment_config, seed + index,
+                                   len(range(index, num_examples, pipelines)), shard=(pipelines, index))
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 

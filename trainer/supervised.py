@@ -37,23 +37,12 @@ def build_classifier(backbone: str, image_size: int, width: int, num_classes: in
 def augmented_batches(examples: tf.data.Dataset, num_examples: int, image_size: int, batch_size: int,
                       config: augment.AugmentConfig, seed: int) -> tf.data.Dataset:
     """(uint8 (S, S, 3) image, label) examples -> endless, reshuffled every epoch, batches of
-    (one augmented float32 view, int64 label).
-
-    As `data.views_of`: one `Dataset.random(seed)` stream gives every batch its seed, from which
-    `augment_batch` draws independently for every example; a fixed seed reproduces the stream.
-    """
-    ds = data._maybe_cache(examples, num_examples, image_size)
-    ds = ds.shuffle(min(num_examples, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.batch(batch_size, drop_remainder=True)
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-
+    (one augmented float32 view, int64 label); see `data.augmented_batches`."""
     def view(batch, batch_seed):
         images, labels = batch
         images = data.to_float(tf.ensure_shape(images, (None, image_size, image_size, 3)))
         return augment.augment_batch(images, batch_seed, config, image_size), tf.cast(labels, tf.int64)
-
-    ds = tf.data.Dataset.zip((ds, seeds)).map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return data.augmented_batches(examples, num_examples, image_size, batch_size, seed, view)
 
 
 def evaluate(model: keras.Model, examples: tf.data.Dataset, image_size: int, batch_size: int) -> float:
@@ -141,14 +130,6 @@ def _run(train_examples, num_train, eval_examples, image_size, batch_size, **kwa
     return {"accuracy": accuracy, "train_accuracy": train_accuracy, **metrics}
 
 
-def _file_examples(file_patterns: list[str], image_size: int) -> tf.data.Dataset:
-    """Transform's output TFRecords -> (uint8 (S, S, 3) image, int64 label), in file order."""
-    def decode(ex):
-        image = tf.ensure_shape(tf.io.parse_tensor(ex[data.IMAGE_KEY], tf.uint8), (image_size, image_size, 3))
-        return image, ex[data.LABEL_KEY]
-    return data._examples(file_patterns, with_labels=True).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-
-
 def supervised_accuracy(train_files: list[str], eval_files: list[str], *, backbone: str, width: int,
                         image_size: int, num_classes: int, epochs: int, batch_size: int,
                         augment_config: AugmentLike, seed: int = 0, base_lr: float = 0.1,
@@ -160,8 +141,9 @@ def supervised_accuracy(train_files: list[str], eval_files: list[str], *, backbo
     "steps", "steps_per_epoch", "batch_size", "peak_learning_rate", "weight_decay", "final_loss",
     "seconds", "images_per_second"}. Both accuracies use BatchNorm's moving statistics.
     """
-    train = _file_examples(train_files, image_size)
-    return _run(train, data.count_examples(train_files), _file_examples(eval_files, image_size), image_size,
+    train = data.uint8_images(train_files, image_size, with_labels=True)
+    return _run(train, data.count_examples(train_files), data.uint8_images(eval_files, image_size, with_labels=True),
+                image_size,
                 batch_size, backbone=backbone, width=width, num_classes=num_classes, epochs=epochs,
                 augment_config=augment_config, seed=seed, base_lr=base_lr, weight_decay=weight_decay,
                 momentum=momentum, warmup_epochs=warmup_epochs, verbose=verbose)
