@@ -3,7 +3,7 @@
     python -m benchmarks.data_scale                 # 2,000 and 20,000 images (about 10 min on 2 cores)
     python -m benchmarks.data_scale --counts 500 5000
 
-For each count, a folder of small labelled PNGs is generated (tests/data_factory.py), and the data
+For each count, a folder of small labelled noise PNGs is generated (`write_noise_folder`), and the data
 half of the pipeline (ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator ->
 StopOnAnomalies -> Transform, as in pipeline/pipeline.py) runs in a fresh process with the
 default in-process Beam settings. Printed per count, one JSON line: peak resident memory of that
@@ -28,13 +28,14 @@ def _bytes_per_example(pattern: str, count: int) -> float:
 
 
 def run_data_stages(images: str, work: str, image_size: int, stages: int = 6) -> dict:
-    import trainer  # noqa: F401  (Keras mode)
+    # isort: off
+    from simsiam_tfx.components import sources  # first: sets the Keras mode before TensorFlow loads
+    from simsiam_tfx.config import PipelineConfig
+    from simsiam_tfx.pipeline.pipeline import data_stages
+
     import tensorflow as tf
     from tfx import v1 as tfx
-
-    from components import sources
-    from pipeline.config import PipelineConfig
-    from pipeline.pipeline import data_stages
+    # isort: on
 
     config = PipelineConfig(output_dir=work)
     config.data.images, config.data.image_size = images, image_size
@@ -62,11 +63,21 @@ def run_data_stages(images: str, work: str, image_size: int, stages: int = 6) ->
     return result
 
 
+def write_noise_folder(root: str, count: int, classes: int, size: int) -> None:
+    """`count` PNGs of uniform noise (the least compressible images) in `classes` class folders."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        folder = os.path.join(root, f"class{i % classes}")
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), np.uint8)).save(os.path.join(folder, f"img{i:06d}.png"))
+
+
 def measure(count: int, image_size: int, keep: bool, stages: int = 6) -> dict:
-    from tests import data_factory
     work = tempfile.mkdtemp(prefix=f"data-scale-{count}-")
     images = os.path.join(work, "images")
-    data_factory.write_image_folder(images, count, classes=10, size=image_size)
+    write_noise_folder(images, count, classes=10, size=image_size)
     # A fresh interpreter per count: ru_maxrss is a high-water mark of the whole process.
     done = subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--child", images, os.path.join(work, "out"),
                            str(image_size), str(stages)], capture_output=True, text=True)

@@ -12,17 +12,19 @@ import argparse
 import json
 import time
 
-import trainer  # noqa: F401  (Keras mode)
+# isort: off
+import simsiam_tfx  # noqa: F401  (sets the Keras mode before TensorFlow loads)
+# isort: on
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import shapes
-from pipeline.config import DataConfig
-from trainer import augment, backbones, data, monitors, probe, schedules
-from trainer import supervised as sup
-from trainer.pretrain import build_simsiam
+from simsiam_tfx.components import shapes
+from simsiam_tfx.config import DataConfig, default_proj_dim
+from simsiam_tfx.trainer import augment, backbones, data, monitors, probe, schedules
+from simsiam_tfx.trainer import supervised as sup
+from simsiam_tfx.trainer.pretrain import build_simsiam
 
 
 def load_splits(image_size: int, per_split, seed: int):
@@ -103,8 +105,8 @@ def main():
         keras.utils.set_random_seed(args.seed)
         x = splits[0][0]
         steps = len(x) // args.batch_size
-        lr = schedules.WarmupCosine(args.base_lr * args.batch_size / 256, args.epochs * steps)
-        model = build_simsiam(args.backbone, args.width, args.image_size, 16 * args.width, 5e-4, lr)
+        lr = schedules.warmup_cosine(args.base_lr * args.batch_size / 256, args.epochs * steps)
+        model = build_simsiam(args.backbone, args.width, args.image_size, default_proj_dim(args.backbone, args.width), 5e-4, lr)
         views = data.views_of(tf.data.Dataset.from_tensor_slices(x), args.image_size, args.batch_size,
                               augment.preset(args.augment), args.seed, len(x))
         callbacks = [QualityCurve(splits, args.eval_every, steps, start)] if args.eval_every else []

@@ -6,30 +6,29 @@ after this gate (an explicit upstream dependency), so bad data never reaches tra
 
 import os
 
-from tfx import v1 as tfx
 # No `from __future__ import annotations`: TFX reads these type hints as objects at definition time.
 from tfx.dsl.component.experimental.annotations import InputArtifact
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types.standard_artifacts import ExampleAnomalies
 from tfx.types import artifact_utils
+from tfx.types.standard_artifacts import ExampleAnomalies
 
-ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's output file in each Split-<name> folder
+ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's output file in each split's folder
 
 
-def describe_anomalies(anomalies_uri: str, split_names) -> list:
-    """One line per anomalous feature: "split: feature: short description (details)"."""
+def describe_anomalies(artifact) -> list:
+    """One line per anomalous feature of an ExampleAnomalies artifact: "split: feature: short
+    description (details)"."""
     from tensorflow_metadata.proto.v0 import anomalies_pb2
     from tfx.utils import io_utils
     lines = []
-    for split in split_names:
-        path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
-        anomalies = anomalies_pb2.Anomalies()
-        anomalies.ParseFromString(io_utils.read_bytes_file(path))
-        for feature, info in sorted(anomalies.anomaly_info.items()):
+    for split in artifact_utils.decode_split_names(artifact.split_names):
+        path = os.path.join(artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE)
+        found = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+        for feature, info in sorted(found.anomaly_info.items()):
             details = "; ".join(r.description for r in info.reason if r.description)
             lines.append(f"{split}: {feature}: {info.short_description}" + (f" ({details})" if details else ""))
-        if anomalies.HasField("dataset_anomaly_info"):
-            lines.append(f"{split}: data set: {anomalies.dataset_anomaly_info.short_description}")
+        if found.HasField("dataset_anomaly_info"):
+            lines.append(f"{split}: data set: {found.dataset_anomaly_info.short_description}")
     return lines
 
 
@@ -39,7 +38,7 @@ class SchemaAnomalies(RuntimeError):
 
 @component
 def StopOnAnomalies(anomalies: InputArtifact[ExampleAnomalies]):
-    lines = describe_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
+    lines = describe_anomalies(anomalies)
     if lines:
         raise SchemaAnomalies("ExampleValidator found schema anomalies; the run stops before Transform:\n  "
                            + "\n  ".join(lines))

@@ -18,9 +18,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from components import shapes
-from pipeline.config import SPLITS
-from trainer.data import IMAGE_KEY, LABEL_KEY
+from simsiam_tfx.components import shapes
+from simsiam_tfx.features import SPLITS, to_example
 
 DIGITS_SPLIT = (997, 400, 400)  # of scikit-learn's 1,797 digits, in a fixed seeded order
 
@@ -79,11 +78,7 @@ def materialize(dataset: str, root: str, image_size: int, shapes_per_split, seed
         path = os.path.join(tmp, split, "data.tfrecord.gz")
         with tf.io.TFRecordWriter(path, options="GZIP") as writer:
             for image, label in zip(images[start:start + n], labels[start:start + n]):
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[_png(image)])),
-                    LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
-                }))
-                writer.write(example.SerializeToString())
+                writer.write(to_example(_png(image), int(label)))
         counts[split], start = n, start + n
     with open(os.path.join(tmp, "manifest.json"), "w") as f:
         json.dump({"key": key, "num_classes": num_classes, "counts": counts}, f, indent=2)

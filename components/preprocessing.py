@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.data import IMAGE_KEY, LABEL_KEY  # raw and transformed features share their keys
+from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY  # raw and transformed features share their keys
 
 
 def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:

@@ -19,7 +19,8 @@ import json
 import os
 from typing import Any, Optional
 
-from pipeline.config import SPLITS, TFDS_DATASETS, ConfigError, DataConfig
+from simsiam_tfx.config import TFDS_DATASETS, ConfigError, DataConfig
+from simsiam_tfx.features import SPLITS
 
 PLAN_FILE = "sources.json"
 
@@ -192,11 +193,11 @@ def _tfrecords_plan(pattern: str, data: DataConfig):
 
 
 def _embedded_plan(name: str, data: DataConfig, data_root: str):
-    from components import embedded
+    from simsiam_tfx.components import embedded
     copy = embedded.materialize(name, data_root, data.image_size, data.shapes_per_split, data.seed)
     splits = {split: [Read("tfrecords", os.path.join(copy.input_base, split, "*"), labelled=split != "pretrain")]
               for split in SPLITS}
-    from components import shapes
+    from simsiam_tfx.components import shapes
     names = list(shapes.CLASS_NAMES) if name == "shapes" else [str(i) for i in range(copy.num_classes)]
     return splits, names, f"{name} (embedded)"
 

@@ -8,7 +8,7 @@ import os
 import re
 from typing import Any
 
-from pipeline.config import ConfigError
+from simsiam_tfx.config import ConfigError
 
 # (low, high) of each field; KFP (robfig/cron) has a leading seconds field, Vertex (Unix cron) not.
 _UNIX_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
@@ -43,8 +43,8 @@ def validate_cron(expr: str, seconds: bool) -> str:
 
 # ---- compile --------------------------------------------------------------------------------
 def _cmd_compile(args) -> int:
-    from kubeflow.compile import KubeflowConfig, compile_pipeline
-    from pipeline.cli import config_from_args
+    from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline
+    from simsiam_tfx.pipeline.flags import config_from_args
     kconfig = KubeflowConfig(
         image=args.image, pipeline_root=args.pipeline_root, input_base=args.input_base or "",
         num_classes=args.num_classes, trainer_cpu=args.trainer_cpu, trainer_memory=args.trainer_memory,
@@ -57,38 +57,43 @@ def _cmd_compile(args) -> int:
 # ---- per-run parameter values ---------------------------------------------------------------
 def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
     """Runtime parameter values that differ from the compiled defaults, from --param/--epochs/..."""
-    from kubeflow import compile as kc
-    from pipeline.config import EvalConfig, PipelineConfig
+    from simsiam_tfx.components import trainer_config
+    from simsiam_tfx.kubeflow import compile as kc
+    from simsiam_tfx.pipeline.pipeline import eval_config_json, eval_settings
     declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
-    defaults = {name: p.get("defaultValue") for name, p in declared.items()}
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {name: p.get("defaultValue") for name, p in declared.items()}
+    changed: set[str] = set()
     for item in args.param or []:
         name, sep, value = item.partition("=")
         if not sep or name not in declared:
             raise ConfigError(f"--param must be NAME=VALUE with NAME one of {', '.join(sorted(declared))}, "
                               f"got {item!r}")
         values[name] = value
+        changed.add(name)
     if args.input_base:
         values[kc.PARAM_INPUT_BASE] = args.input_base
+        changed.add(kc.PARAM_INPUT_BASE)
     if args.epochs is not None or args.min_accuracy is not None or args.max_regression is not None:
-        # Rebuild the JSON parameters through PipelineConfig, so they are validated and rendered
-        # exactly as at compile time; settings not named here keep their compiled values.
-        trainer = json.loads(values.get(kc.PARAM_TRAINER_CONFIG, defaults.get(kc.PARAM_TRAINER_CONFIG) or "{}"))
-        metric = json.loads(values.get(kc.PARAM_EVAL_CONFIG, defaults.get(kc.PARAM_EVAL_CONFIG) or "{}"))
-        threshold = metric["metricsSpecs"][0]["metrics"][0]["threshold"]
-        config = PipelineConfig.from_dict(trainer["config"])
-        config.eval = EvalConfig(
-            min_accuracy=args.min_accuracy if args.min_accuracy is not None else threshold["valueThreshold"]["lowerBound"],
-            max_regression=args.max_regression if args.max_regression is not None else
-            max(0.0, -threshold["changeThreshold"]["absolute"] - 1e-10))
+        # Rebuilt through the builders that rendered them at compile time, so they are validated and
+        # rendered the same way; settings not named here keep their compiled values.
+        settings = trainer_config.read(json.loads(values.get(kc.PARAM_TRAINER_CONFIG) or "{}"))
+        config = settings.config
+        config.eval = eval_settings(values.get(kc.PARAM_EVAL_CONFIG) or "{}")
         if args.epochs is not None:
             config.pretrain.epochs = args.epochs
+        if args.min_accuracy is not None:
+            config.eval.min_accuracy = args.min_accuracy
+        if args.max_regression is not None:
+            config.eval.max_regression = args.max_regression
         config.validate()
         if args.epochs is not None:
-            values[kc.PARAM_TRAINER_CONFIG] = kc.trainer_config_json(config, trainer["num_classes"])
+            values[kc.PARAM_TRAINER_CONFIG] = trainer_config.custom_config_json(config, settings.num_classes,
+                                                                                settings.class_names)
+            changed.add(kc.PARAM_TRAINER_CONFIG)
         if args.min_accuracy is not None or args.max_regression is not None:
-            values[kc.PARAM_EVAL_CONFIG] = kc.eval_config_json(config)
-    return values
+            values[kc.PARAM_EVAL_CONFIG] = eval_config_json(config.eval)
+            changed.add(kc.PARAM_EVAL_CONFIG)
+    return {name: values[name] for name in sorted(changed)}
 
 
 def _add_param_flags(p: argparse.ArgumentParser) -> None:
@@ -112,7 +117,7 @@ def kfp_client(args):
 
 
 def _package(args) -> tuple[str, dict[str, Any]]:
-    from kubeflow.compile import load_spec
+    from simsiam_tfx.kubeflow.compile import load_spec
     if not args.package.endswith((".yaml", ".yml")):
         raise ConfigError(f"{args.package}: KFP needs the .yaml from `compile --target kfp`")
     return args.package, load_spec(args.package)
@@ -152,7 +157,7 @@ def vertex_job(args, credentials=None):
     """The aiplatform.PipelineJob for this template and these arguments (nothing is sent)."""
     from google.cloud import aiplatform
 
-    from kubeflow.compile import load_spec
+    from simsiam_tfx.kubeflow.compile import load_spec
     if not args.template.endswith(".json"):
         raise ConfigError(f"--template must be the .json from `compile --target vertex`, got {args.template!r}")
     if not args.project:
@@ -170,16 +175,15 @@ def vertex_job(args, credentials=None):
 def vertex_request(args) -> dict[str, Any]:
     """The create request `vertex run|schedule` would send, built by aiplatform itself."""
     from google.auth.credentials import AnonymousCredentials
-    from google.protobuf import json_format
     job = vertex_job(args, credentials=AnonymousCredentials())  # dry run: no credentials needed
-    resource = job._gca_resource  # what submit() sends
+    pipeline_job = job.to_dict()  # the PipelineJob resource that submit() sends
     if args.service_account:
-        resource.service_account = args.service_account
-    pipeline_job = json_format.MessageToDict(resource._pb)
-    request: dict[str, Any] = {"parent": job._parent, "pipeline_job": pipeline_job}
+        pipeline_job["serviceAccount"] = args.service_account
+    parent = f"projects/{job.project}/locations/{job.location}"
+    request: dict[str, Any] = {"parent": parent, "pipeline_job": pipeline_job}
     if args.vertex_command == "run":
         return {"method": "CreatePipelineJob", "pipeline_job_id": job.job_id, **request}
-    return {"method": "CreateSchedule", "parent": job._parent, "schedule": {
+    return {"method": "CreateSchedule", "parent": parent, "schedule": {
         "display_name": args.schedule_name or f"{pipeline_job['displayName']}-schedule", "cron": args.cron,
         "max_concurrent_run_count": args.max_concurrency, "create_pipeline_job_request": request}}
 
@@ -204,16 +208,21 @@ def _cmd_vertex(args) -> int:
 
 # ---- parser ---------------------------------------------------------------------------------
 def register(subparsers) -> None:
-    """Adds `compile`, `kfp` and `vertex` to the `simsiam-tfx` parser."""
-    from kubeflow.compile import TARGETS, KubeflowConfig
-    from pipeline.cli import _add_run_flags
-    d = KubeflowConfig()
+    """Adds `compile`, `kfp` and `vertex` to the `simsiam-tfx` parser (entry point
+    simsiam_tfx.commands, see pipeline/cli.py)."""
+    _add_compile_parser(subparsers)
+    _add_kfp_parser(subparsers)
+    _add_vertex_parser(subparsers)
 
+
+def _add_compile_parser(subparsers) -> None:
+    from simsiam_tfx.kubeflow.compile import TARGETS, KubeflowConfig
+    from simsiam_tfx.pipeline.flags import add_flags
+    d = KubeflowConfig()
     c = subparsers.add_parser("compile", help="compile for Kubeflow Pipelines (.yaml) or Vertex AI (.json)",
                               description="Compile the pipeline offline (no credentials). Runtime parameters: "
-                                          "input_base, trainer_config, eval_config.",
-                              conflict_handler="resolve")  # our --output FILE replaces run's --output DIR
-    _add_run_flags(c)
+                                          "input_base, trainer_config, eval_config.")
+    add_flags(c, exclude=("output",))  # here --output is the compiled FILE
     c.add_argument("--target", choices=TARGETS, required=True, help="kfp: bare pipeline spec; vertex: PipelineJob")
     c.add_argument("--image", required=True, help="container image with this project (kubeflow/Dockerfile)")
     c.add_argument("--pipeline-root", required=True, help="gs://bucket/path for artifacts and pushed models")
@@ -228,6 +237,8 @@ def register(subparsers) -> None:
                    help="Beam flag for the Beam components, repeatable (e.g. --beam-arg=--runner=DataflowRunner)")
     c.set_defaults(func=_cmd_compile)
 
+
+def _add_kfp_parser(subparsers) -> None:
     k = subparsers.add_parser("kfp", help="upload, run or schedule on Kubeflow Pipelines")
     ksub = k.add_subparsers(dest="kfp_command", metavar="ACTION", required=True)
     for name, text in (("upload", "upload the pipeline (or a new version)"), ("run", "start a run"),
@@ -251,6 +262,8 @@ def register(subparsers) -> None:
             p.add_argument("--max-concurrency", type=int, default=1)
         p.set_defaults(func=_cmd_kfp)
 
+
+def _add_vertex_parser(subparsers) -> None:
     v = subparsers.add_parser("vertex", help="run or schedule on Vertex AI Pipelines")
     vsub = v.add_subparsers(dest="vertex_command", metavar="ACTION", required=True)
     for name, text in (("run", "submit a PipelineJob"), ("schedule", "create a schedule")):
@@ -268,4 +281,3 @@ def register(subparsers) -> None:
             p.add_argument("--schedule-name", help="display name of the schedule")
             p.add_argument("--max-concurrency", type=int, default=1)
         p.set_defaults(func=_cmd_vertex)
-

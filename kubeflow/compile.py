@@ -20,9 +20,8 @@ import os
 import tempfile
 from typing import Any
 
-from pipeline.config import ConfigError, PipelineConfig
+from simsiam_tfx.config import ConfigError, PipelineConfig
 
-TRAINERS = ("SimSiamPretrain", "LinearProbe")
 PARAM_INPUT_BASE = "input_base"
 PARAM_TRAINER_CONFIG = "trainer_config"
 PARAM_EVAL_CONFIG = "eval_config"
@@ -61,24 +60,13 @@ class KubeflowConfig:
         return self.input_base or self.pipeline_root.rstrip("/") + "/data"
 
 
-def trainer_config_json(config: PipelineConfig, num_classes: int) -> str:
-    from tfx.utils import json_utils
-    # Exactly what the Trainer component stores for a dict custom_config, so the run_fns read it as-is.
-    return json_utils.dumps({"config": config.trainer_dict(), "num_classes": num_classes})
-
-
-def eval_config_json(config: PipelineConfig) -> str:
-    from google.protobuf import json_format
-
-    from pipeline.pipeline import eval_config
-    return json_format.MessageToJson(eval_config(config), sort_keys=True, indent=None)
-
-
 def run_parameters(config: PipelineConfig, kconfig: KubeflowConfig) -> dict[str, str]:
     """Values of every runtime parameter for this configuration (the compiled defaults)."""
+    from simsiam_tfx.components.trainer_config import custom_config_json
+    from simsiam_tfx.pipeline.pipeline import eval_config_json
     return {PARAM_INPUT_BASE: kconfig.data_location(),
-            PARAM_TRAINER_CONFIG: trainer_config_json(config, kconfig.num_classes),
-            PARAM_EVAL_CONFIG: eval_config_json(config)}
+            PARAM_TRAINER_CONFIG: custom_config_json(config, kconfig.num_classes),
+            PARAM_EVAL_CONFIG: eval_config_json(config.eval)}
 
 
 def resource_spec(kconfig: KubeflowConfig):
@@ -98,8 +86,7 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig):
     """create_pipeline() with the runtime parameters and Trainer resources of a cluster run."""
     from tfx import v1 as tfx
 
-    import trainer  # noqa: F401  (Keras mode before TensorFlow loads)
-    from pipeline.pipeline import create_pipeline
+    from simsiam_tfx.pipeline.pipeline import RuntimeParameters, create_pipeline
 
     kconfig.validate()
     # Everything (pipeline root, pushed models) lives under the pipeline root; no local MLMD store.
@@ -109,14 +96,11 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig):
     defaults = run_parameters(config.validate(), kconfig)
     params = {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
               for name, value in defaults.items()}
-    pipeline = create_pipeline(config, params[PARAM_INPUT_BASE], kconfig.num_classes)
-    by_id = {c.id: c for c in pipeline.components}
-    # Swap whole execution properties for runtime parameters (the only form TFX substitutes).
-    for trainer_id in TRAINERS:
-        by_id[trainer_id].exec_properties["custom_config"] = params[PARAM_TRAINER_CONFIG]
-        if kconfig.trainer_cpu or kconfig.trainer_memory or kconfig.trainer_gpus:
-            by_id[trainer_id].with_platform_config(resource_spec(kconfig))
-    by_id["Evaluator"].exec_properties["eval_config"] = params[PARAM_EVAL_CONFIG]
+    runtime = RuntimeParameters(input_base=params[PARAM_INPUT_BASE], trainer_config=params[PARAM_TRAINER_CONFIG],
+                                eval_config=params[PARAM_EVAL_CONFIG])
+    resources = resource_spec(kconfig) if (kconfig.trainer_cpu or kconfig.trainer_memory or kconfig.trainer_gpus) \
+        else None
+    pipeline = create_pipeline(config, "", kconfig.num_classes, runtime=runtime, trainer_platform_config=resources)
     return pipeline, defaults
 
 

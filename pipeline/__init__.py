@@ -1,0 +1,1 @@
+"""The pipeline definition (`create_pipeline`), the local runner, the run summary and the CLI."""

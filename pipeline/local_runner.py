@@ -5,16 +5,15 @@ import os
 import time
 from typing import Any
 
-from pipeline import summary
-from pipeline.config import PipelineConfig
+from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.pipeline import summary
 
 
 def run_local(config: PipelineConfig) -> dict[str, Any]:
-    import trainer  # noqa: F401  (sets the Keras mode before TensorFlow loads)
     from tfx import v1 as tfx
 
-    from components import sources
-    from pipeline.pipeline import create_pipeline
+    from simsiam_tfx.components import sources
+    from simsiam_tfx.pipeline.pipeline import create_pipeline
 
     config.validate()
     os.makedirs(config.output_dir, exist_ok=True)
@@ -23,7 +22,7 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
     input_base = sources.write_plan(plan, config.data_root)
     print(f"data: {plan.description}; {plan.num_classes} classes; plan {input_base}/{sources.PLAN_FILE}", flush=True)
     pipeline = create_pipeline(
-        config, input_base, plan.num_classes, class_names=plan.class_names,
+        config, input_base, plan.num_classes, plan.class_names,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     tfx.orchestration.LocalDagRunner().run(pipeline)
     result = summary.build(config, plan.description, time.perf_counter() - start)

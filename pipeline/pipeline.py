@@ -1,8 +1,12 @@
-"""create_pipeline(config): the SimSiam TFX pipeline, in the order of its diagram.
+"""create_pipeline(config, ...): the SimSiam TFX pipeline, in the order of its diagram.
 
     ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> StopOnAnomalies -> Transform
       -> SimSiamPretrain (Trainer) -> LinearProbe (Trainer, base_model = pre-trained encoder)
       -> Resolver (latest blessed model) -> Evaluator (accuracy floor, no regression) -> Pusher
+
+Every runner (local, Kubeflow, Vertex) builds its pipeline here. Values a cluster run may change per
+run enter as TFX RuntimeParameters through `RuntimeParameters`; without them, the values come from
+the configuration.
 """
 from __future__ import annotations
 
@@ -13,30 +17,45 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components import example_gen as example_gen_component
-from components.anomalies_gate import StopOnAnomalies
-from pipeline.config import SPLITS, PipelineConfig
-from trainer.export import PREDICTION_KEY
+from simsiam_tfx.components import example_gen as example_gen_component
+from simsiam_tfx.components import trainer_config
+from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
+from simsiam_tfx.config import EvalConfig, PipelineConfig
+from simsiam_tfx.features import LABEL_KEY, PREDICTION_KEY, SPLITS
 
-PRETRAIN_RUN_FN = "trainer.pretrain.run_fn"
-PROBE_RUN_FN = "trainer.probe.run_fn"
-PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+PRETRAIN_RUN_FN = "simsiam_tfx.components.simsiam_pretrain.run_fn"
+PROBE_RUN_FN = "simsiam_tfx.components.linear_probe.run_fn"
+PREPROCESSING_FN = "simsiam_tfx.components.preprocessing.preprocessing_fn"
+# TFMA needs a strictly negative change bound to allow "equal"; this stands for zero.
+_ZERO_REGRESSION = 1e-10
 
 
-def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+def eval_config(settings: EvalConfig) -> tfma.EvalConfig:
     """Accuracy on the eval split: above the floor, and no worse than the last blessed model."""
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key="label",
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=LABEL_KEY,
                                     prediction_key=PREDICTION_KEY)],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
             class_name="SparseCategoricalAccuracy",
             threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.eval.min_accuracy}),
-                # TFMA needs a strictly negative bound to allow "equal"; 1e-10 stands for zero.
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": settings.min_accuracy}),
                 change_threshold=tfma.GenericChangeThreshold(
                     direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={"value": -max(config.eval.max_regression, 1e-10)})))])])
+                    absolute={"value": -max(settings.max_regression, _ZERO_REGRESSION)})))])])
+
+
+def eval_config_json(settings: EvalConfig) -> str:
+    from google.protobuf import json_format
+    return json_format.MessageToJson(eval_config(settings), sort_keys=True, indent=None)
+
+
+def eval_settings(eval_config_text: str) -> EvalConfig:
+    """The EvalConfig settings that `eval_config_json` encoded."""
+    from google.protobuf import json_format
+    threshold = json_format.Parse(eval_config_text, tfma.EvalConfig()).metrics_specs[0].metrics[0].threshold
+    return EvalConfig(min_accuracy=threshold.value_threshold.lower_bound.value,
+                      max_regression=max(0.0, -threshold.change_threshold.absolute.value - _ZERO_REGRESSION))
 
 
 @dataclasses.dataclass
@@ -61,7 +80,7 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
         # Bounded-memory sketches for top-k/unique counts: the exact ones keep every distinct value,
-        # and every image is one (measured: +320 MB from 2k to 20k small images without this).
+        # and every image is one (README, "Streaming at scale", has the measurement).
         stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True))
     if config.data.schema:  # a curated schema: data that drifts from it stops the run
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema)
@@ -84,13 +103,26 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
     return DataStages(example_gen, statistics_gen, schema_gen, example_validator, stop_on_anomalies, transform)
 
 
-def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
-                    metadata_connection_config=None, class_names=None) -> tfx.dsl.Pipeline:
+@dataclasses.dataclass
+class RuntimeParameters:
+    """Per-run values of a cluster run (tfx.dsl.experimental.RuntimeParameter). TFX 1.21's Kubeflow V2
+    runner substitutes only a *whole* execution property, so each is one: the data plan folder, the
+    Trainers' whole custom_config JSON (components/trainer_config.py), the Evaluator's EvalConfig JSON."""
+    input_base: Any
+    trainer_config: Any
+    eval_config: Any
+
+
+def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int, class_names=None, *,
+                    runtime: RuntimeParameters | None = None, trainer_platform_config=None,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """`input_base`: a folder holding the sources.json plan (components/sources.py); `class_names`
-    (label order) become the served model's `class_name` output (default: "0", "1", ...)."""
-    custom = {"config": config.trainer_dict(), "num_classes": num_classes}
-    if class_names:
-        custom["class_names"] = list(class_names)
+    (label order) become the served model's `class_name` output (default: "0", "1", ...).
+    `runtime` replaces `input_base` and the values built from `config` by runtime parameters;
+    `trainer_platform_config` (e.g. a KFP ResourceSpec) is given to both Trainers."""
+    if runtime:
+        input_base = runtime.input_base
+    custom = runtime.trainer_config if runtime else trainer_config.custom_config(config, num_classes, class_names)
     data = data_stages(config, input_base)
     example_gen, schema_gen, transform = data.example_gen, data.schema_gen, data.transform
 
@@ -125,7 +157,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
         model=probe.outputs["model"],
         baseline_model=latest_blessed.outputs["model"],
         example_splits=["eval"],
-        eval_config=eval_config(config))
+        eval_config=runtime.eval_config if runtime else eval_config(config.eval))
 
     pusher = tfx.components.Pusher(
         model=probe.outputs["model"],
@@ -133,6 +165,9 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
 
+    if trainer_platform_config is not None:
+        for trainer in (pretrain, probe):
+            trainer.with_platform_config(trainer_platform_config)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

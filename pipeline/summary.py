@@ -8,7 +8,8 @@ from typing import Any, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.config import SPLITS, PipelineConfig
+from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.features import SPLITS
 
 _STATE_NAMES = {metadata_store_pb2.Execution.COMPLETE: "executed", metadata_store_pb2.Execution.CACHED: "cached",
                 metadata_store_pb2.Execution.FAILED: "failed"}
@@ -61,11 +62,14 @@ def _read_json(path: str) -> Optional[dict]:
         return json.load(f)
 
 
-def _split_counts(statistics_uri: str) -> dict[str, int]:
+def _split_counts(statistics: metadata_store_pb2.Artifact) -> dict[str, int]:
     import tensorflow_data_validation as tfdv
+    from tfx.types import artifact_utils, standard_artifacts
+    artifact = standard_artifacts.ExampleStatistics()
+    artifact.set_mlmd_artifact(statistics)
     counts = {}
-    for split in SPLITS:
-        path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
+    for split in artifact_utils.decode_split_names(artifact.split_names):
+        path = os.path.join(artifact_utils.get_split_uri([artifact], split), "FeatureStats.pb")
         if os.path.exists(path):
             counts[split] = int(tfdv.load_stats_binary(path).datasets[0].num_examples)
     return counts
@@ -104,7 +108,7 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
                                "component_seconds": record.seconds()}
 
     statistics = record.output("StatisticsGen", "statistics")
-    summary["examples"] = _split_counts(statistics.uri) if statistics else {}
+    summary["examples"] = _split_counts(statistics) if statistics else {}
     examples = record.output("ExampleGen", "examples")
     if examples is not None and "skipped_count" in examples.custom_properties:
         props = examples.custom_properties

@@ -140,3 +140,27 @@ def prepare_tfds(name: str, data_dir: str) -> None:
 
     Tiny.name = name
     Tiny(data_dir=data_dir).download_and_prepare()
+
+
+def write_transformed(path: str, images, labels=None) -> None:
+    """uint8 (S, S, 3) images in Transform's output format (labels default to i % 10)."""
+    import tensorflow as tf
+
+    from simsiam_tfx.features import to_transformed_example
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i, image in enumerate(images):
+            writer.write(to_transformed_example(image, i % 10 if labels is None else int(labels[i])))
+
+
+def write_random_transformed(path: str, num_images: int, image_size: int, seed: int = 0) -> None:
+    """Random uint8 images in Transform's output format."""
+    rng = np.random.default_rng(seed)
+    write_transformed(path, rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8))
+
+
+def encode_array(array: np.ndarray, fmt: str, mode: str | None = None) -> bytes:
+    """Encode a uint8 array as an image file in memory with Pillow."""
+    image = Image.fromarray(array, mode) if mode else Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()

@@ -36,8 +36,8 @@ PRESETS = {
     # is random and carries no class, weaker jitter lets SimSiam match views by colour.
     "strong-colour": AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.5)),
     # For tiny, centred, colourless images such as 8x8 digits: large crops, no flips (a flipped
-    # digit is another glyph), no hue/saturation. Random-init probes already reach >90 % there and
-    # the paper's crops make SimSiam worse (measured: 0.68-0.80 vs 0.92).
+    # digit is another glyph), no hue/saturation: the paper's crops make SimSiam worse there (README,
+    # `digits`).
     "mild": AugmentConfig(crop_scale=(0.5, 1.0), jitter=(0.4, 0.4, 0.0, 0.0), flip=False),
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tf_keras as keras
 from tf_keras import layers
 
-from trainer import distribute
+from simsiam_tfx.trainer import distribute
 
 BN_MOMENTUM = 0.9  # PyTorch's 0.1 in Keras' convention
 BN_EPSILON = 1e-5

@@ -15,8 +15,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import augment, data
-from trainer.pretrain import PRECISION_POLICIES, build_simsiam
+from simsiam_tfx.config import default_proj_dim
+from simsiam_tfx.features import to_transformed_example
+from simsiam_tfx.trainer import augment, data
+from simsiam_tfx.trainer.pretrain import PRECISION_POLICIES, build_simsiam
 
 
 def device_name() -> str:
@@ -54,10 +56,12 @@ def _timed(step, steps: int, warmup: int, batch_size: int) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def write_transformed_examples(path: str, num_images: int, image_size: int, seed: int = 0) -> None:
+def _write_random_examples(path: str, num_images: int, image_size: int, seed: int = 0) -> None:
     """Random uint8 images in Transform's output format."""
     rng = np.random.default_rng(seed)
-    data.write_transformed(path, rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8))
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in range(num_images):
+            writer.write(to_transformed_example(rng.integers(0, 256, (image_size, image_size, 3), np.uint8), i % 10))
 
 
 def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch_size: int = 256,
@@ -68,7 +72,7 @@ def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
     try:
         keras.utils.set_random_seed(0)
-        proj_dim = 2048 if backbone == "resnet50" else 16 * width
+        proj_dim = default_proj_dim(backbone, width)
         simsiam = build_simsiam(backbone, width, image_size, proj_dim, 5e-4, 0.05, jit_compile=xla)
 
         # 1. Training alone, on tensors already in memory.
@@ -79,7 +83,7 @@ def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch
 
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "transformed.tfrecord.gz")
-            write_transformed_examples(path, num_images, image_size)
+            _write_random_examples(path, num_images, image_size)
             dataset = data.pretrain_views([path], image_size, batch_size, augment.preset(augment_preset), 0,
                                           num_images)
             # 2. The input pipeline alone: read, decode, two augmented views, batch.

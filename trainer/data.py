@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer import augment
-
-IMAGE_KEY = "image"
-LABEL_KEY = "label"
+from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY
+from simsiam_tfx.trainer import augment
 
 # Decoded uint8 images are cached in memory when they fit under this many bytes; above it they
 # are re-read each epoch (still only a cheap parse of the compact transformed bytes).
@@ -50,19 +48,6 @@ def _examples(file_patterns: list[str], with_labels: bool) -> tf.data.Dataset:
     return (_records(file_patterns).batch(1024)
             .map(lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE)
             .unbatch())
-
-
-def write_transformed(path: str, images, labels=None) -> None:
-    """Writes uint8 (S, S, 3) images in Transform's output format (for benchmarks and tests)."""
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for i, image in enumerate(images):
-            label = i % 10 if labels is None else int(labels[i])
-            example = tf.train.Example(features=tf.train.Features(feature={
-                IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[tf.io.serialize_tensor(tf.constant(image, tf.uint8)).numpy()])),
-                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-            }))
-            writer.write(example.SerializeToString())
 
 
 def count_examples(file_patterns: list[str]) -> int:

@@ -8,9 +8,6 @@ outputs (SavedModel, metrics, TensorBoard, the checkpoints that a restart resume
 """
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
 
 # Task types that train (MultiWorkerMirroredStrategy's); "evaluator" and "ps" do not.
@@ -21,20 +18,22 @@ TRAINING_TASKS = ("chief", "worker")
 _multi_worker_strategy: tf.distribute.Strategy | None = None
 
 
-def tf_config() -> dict:
-    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+def _cluster() -> tuple[dict, str | None, int]:
+    """(cluster as a dict of task type -> addresses, this task's type, its index) from TF_CONFIG."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    return resolver.cluster_spec().as_dict(), resolver.task_type, int(resolver.task_id or 0)
 
 
 def num_workers() -> int:
     """Training tasks (chief and workers) in TF_CONFIG's cluster; 1 without TF_CONFIG."""
-    cluster = tf_config().get("cluster") or {}
+    cluster, _, _ = _cluster()
     return max(1, sum(len(cluster.get(task_type) or []) for task_type in TRAINING_TASKS))
 
 
 def task() -> tuple[str, int]:
     """(type, index) of this process in TF_CONFIG; ("chief", 0) without one."""
-    task_spec = tf_config().get("task") or {}
-    return task_spec.get("type") or "chief", int(task_spec.get("index") or 0)
+    _, task_type, index = _cluster()
+    return task_type or "chief", index
 
 
 def is_chief() -> bool:
@@ -44,10 +43,9 @@ def is_chief() -> bool:
     Every worker holds the same weights, so one copy suffices, and several would race each other
     writing the same files.
     """
-    task_type, index = task()
-    if task_type == "chief":
+    cluster, task_type, index = _cluster()
+    if task_type in (None, "chief"):
         return True
-    cluster = tf_config().get("cluster") or {}
     return task_type == "worker" and index == 0 and not cluster.get("chief")
 
 
@@ -69,7 +67,7 @@ def strategy_from_environment() -> tf.distribute.Strategy:
                 raise RuntimeError(
                     f"TF_CONFIG names {num_workers()} workers, but TensorFlow already ran ops in this process, "
                     "so MultiWorkerMirroredStrategy cannot start: call "
-                    "trainer.distribute.strategy_from_environment() before anything else uses TensorFlow") from e
+                    "simsiam_tfx.trainer.distribute.strategy_from_environment() before anything else uses TensorFlow") from e
         return _multi_worker_strategy
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()

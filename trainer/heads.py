@@ -13,8 +13,8 @@ from __future__ import annotations
 import tf_keras as keras
 from tf_keras import layers
 
-from trainer import distribute
-from trainer.backbones import BN_EPSILON, BN_MOMENTUM
+from simsiam_tfx.trainer import distribute
+from simsiam_tfx.trainer.backbones import BN_EPSILON, BN_MOMENTUM
 
 
 def torch_linear_init() -> keras.initializers.Initializer:

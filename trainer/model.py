@@ -12,7 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import losses
+from simsiam_tfx.trainer import losses
 
 
 def normalized_std(z: tf.Tensor) -> tf.Tensor:

@@ -1,13 +1,13 @@
-"""Trainer #1, SimSiamPretrain: TFX's FnArgs -> SimSiam pre-training -> exported encoder.
+"""SimSiam pre-training: transformed examples -> a trained SimSiam model and its metrics.
 
 Runs on one device, on several GPUs (MirroredStrategy) or on several machines
 (MultiWorkerMirroredStrategy, from TF_CONFIG); see `trainer.distribute`. With several workers every
-one of them runs `run_fn`; only the chief writes TensorBoard logs, resumable checkpoints, the
-SavedModel and the metrics.
+one of them calls `pretrain`; only the chief writes TensorBoard logs and resumable checkpoints.
+The TFX adapter (FnArgs, export) is components/simsiam_pretrain.py.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
 import shutil
@@ -18,10 +18,9 @@ import types
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import PipelineConfig
-from trainer import augment, backbones, data, distribute, heads, model, monitors, schedules
+from simsiam_tfx.config import PipelineConfig, is_cifar_size
+from simsiam_tfx.trainer import augment, backbones, data, distribute, heads, model, monitors, schedules
 
-METRICS_FILE = "pretrain_metrics.json"
 # fp16 is float16 compute with dynamic loss scaling (see `build_simsiam`); bf16 needs none.
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 HISTORY_FILE = "history.json"
@@ -37,11 +36,11 @@ def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, wei
     """
     encoder = backbones.build_encoder(backbone, image_size, width)
     feature_dim = encoder.output_shape[-1]
-    projector = heads.build_projector(feature_dim, proj_dim, num_layers=2 if image_size <= 96 else 3)
+    projector = heads.build_projector(feature_dim, proj_dim, num_layers=2 if is_cifar_size(image_size) else 3)
     predictor = heads.build_predictor(proj_dim)
-    predictor_lr = getattr(learning_rate, "peak_lr", learning_rate)  # paper: fixed at the peak LR
+    predictor_lr = schedules.peak_learning_rate(learning_rate)  # paper: fixed at the peak LR
     optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum)
-    predictor_optimizer = keras.optimizers.SGD(float(predictor_lr), momentum=momentum)
+    predictor_optimizer = keras.optimizers.SGD(predictor_lr, momentum=momentum)
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         predictor_optimizer = keras.mixed_precision.LossScaleOptimizer(predictor_optimizer)
@@ -92,14 +91,6 @@ def _restore(simsiam: model.SimSiam, checkpoint_dir: str, monitor: monitors.Epoc
                 monitor.history = [row for row in json.load(f) if row["epoch"] <= int(epoch.numpy())]
         print(f"[pretrain] resuming after epoch {int(epoch.numpy())} from {latest}", flush=True)
     return manager, epoch, int(epoch.numpy())
-
-
-def checkpoint_dir_for(model_run_dir: str, config: PipelineConfig, train_files) -> str:
-    """A working directory that outlives one Trainer execution: the same inputs and settings map to
-    the same folder, so an execution that crashed is resumed by the next one."""
-    key = hashlib.sha256(json.dumps([config.trainer_dict(), sorted(train_files)], sort_keys=True).encode())
-    component_root = os.path.dirname(os.path.dirname(model_run_dir.rstrip("/")))
-    return os.path.join(component_root, "checkpoints", key.hexdigest()[:16])
 
 
 class _EncoderSnapshot(keras.callbacks.Callback):
@@ -158,8 +149,41 @@ def _views(strategy: tf.distribute.Strategy, files, image_size: int, batch_size:
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def pretrain(config: PipelineConfig, pretrain_files, probe_files, eval_files, num_classes: int,
-             log_dir: str, checkpoint_dir: str | None = None) -> tuple[model.SimSiam, dict]:
+@dataclasses.dataclass(frozen=True)
+class PretrainData:
+    """Transformed-example files: what to pre-train on, and the kNN monitor's reference (probe_train)
+    and query (eval) sets (None: no monitor)."""
+    pretrain_files: list[str]
+    probe_files: list[str] | None = None
+    eval_files: list[str] | None = None
+    num_classes: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What one pre-training run is: its resolved settings, strategy and step plan."""
+    config: PipelineConfig  # with .pretrain resolved for the image size
+    strategy: tf.distribute.Strategy
+    scratch: str | None  # a worker's private folder; None on the chief
+    num_examples: int
+    batch_size: int  # global, split evenly over the replicas
+    steps_per_epoch: int
+
+    @property
+    def p(self):
+        return self.config.pretrain
+
+    @property
+    def image_size(self) -> int:
+        return self.config.data.image_size
+
+    @property
+    def peak_lr(self) -> float:
+        return self.p.base_lr * self.batch_size / 256
+
+
+def pretrain(config: PipelineConfig, inputs: PretrainData, log_dir: str,
+             checkpoint_dir: str | None = None) -> tuple[model.SimSiam, dict]:
     """Runs pre-training; returns the model and a metrics dict (per-epoch history included).
 
     With `checkpoint_dir`, saves after every epoch and resumes from the last completed one.
@@ -174,133 +198,101 @@ def pretrain(config: PipelineConfig, pretrain_files, probe_files, eval_files, nu
     # The policy is global in Keras: set it only while this model is built and trained.
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[p.precision])
     try:
-        return _pretrain(config, p, pretrain_files, probe_files, eval_files, num_classes, log_dir, checkpoint_dir,
-                         strategy, scratch)
+        keras.utils.set_random_seed(p.seed)
+        run = _plan(dataclasses.replace(config, pretrain=p), strategy, scratch, inputs.pretrain_files)
+        return _train(run, inputs, log_dir, checkpoint_dir)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _pretrain(config, p, pretrain_files, probe_files, eval_files, num_classes, log_dir, checkpoint_dir,
-              strategy, scratch):
-    image_size = config.data.image_size
-    keras.utils.set_random_seed(p.seed)
+def _plan(config, strategy, scratch, pretrain_files) -> _Run:
     replicas = strategy.num_replicas_in_sync
     num_examples = data.count_examples(pretrain_files)
-    # The global batch, split evenly over the replicas.
-    batch_size = min(p.batch_size, num_examples) // replicas * replicas
+    batch_size = min(config.pretrain.batch_size, num_examples) // replicas * replicas
     if batch_size == 0:
         raise ValueError(f"{num_examples} examples cannot fill a batch on each of {replicas} replicas")
-    steps_per_epoch = max(1, num_examples // batch_size)
-    peak_lr = p.base_lr * batch_size / 256
-    schedule = schedules.WarmupCosine(peak_lr, p.epochs * steps_per_epoch, p.warmup_epochs * steps_per_epoch)
-    with strategy.scope():
-        simsiam = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, schedule, p.momentum)
+    return _Run(config, strategy, scratch, num_examples, batch_size,
+                steps_per_epoch=max(1, num_examples // batch_size))
 
-    views = _views(strategy, pretrain_files, image_size, batch_size, augment.preset(config.data.augment_preset()),
-                   p.seed, num_examples)
-    knn = p.knn_k > 0 and bool(probe_files) and bool(eval_files)
+
+def _monitor(run: _Run, inputs: PretrainData, log_dir: str, learning_rate) -> tuple[list, monitors.EpochMonitor]:
+    """The per-epoch monitor (loss, z-std, kNN on the chief) and, with several workers, the
+    callback that snapshots the encoder for it (see _EncoderSnapshot)."""
+    p = run.p
+    knn = p.knn_k > 0 and bool(inputs.probe_files) and bool(inputs.eval_files)
     knn_data = None
-    if knn and not scratch:  # the monitor reports from the chief only
-        knn_data = (data.labelled_images(probe_files, image_size, 512),
-                    data.labelled_images(eval_files, image_size, 512))
+    if knn and not run.scratch:  # the monitor reports from the chief only
+        knn_data = (data.labelled_images(inputs.probe_files, run.image_size, 512),
+                    data.labelled_images(inputs.eval_files, run.image_size, 512))
     callbacks, copy = [], None
     if knn and distribute.num_workers() > 1:
-        # Every worker joins the weight snapshot (see _EncoderSnapshot); the chief runs kNN on its copy.
-        copy = None if scratch else backbones.build_encoder(p.backbone, image_size, p.width)
+        # Every worker joins the weight snapshot; the chief runs kNN on its copy.
+        copy = None if run.scratch else backbones.build_encoder(p.backbone, run.image_size, p.width)
         callbacks.append(_EncoderSnapshot(copy))
-    monitor_args = (os.path.join(scratch, "tensorboard") if scratch else log_dir, p.proj_dim, knn_data, p.knn_k,
-                    p.knn_temperature, num_classes)
-    learning_rate = lambda: schedule(simsiam.optimizer.iterations)  # noqa: E731
-    monitor = (_CopyMonitor(copy, *monitor_args, learning_rate=learning_rate) if copy is not None
-               else monitors.EpochMonitor(*monitor_args, learning_rate=learning_rate))
-    callbacks.append(monitor)
-    print(f"[pretrain] {num_examples} images, batch {batch_size}, {steps_per_epoch} steps/epoch x {p.epochs} "
-          f"epochs, peak lr {peak_lr:.4g}, wd {p.weight_decay}, d={p.proj_dim}, "
-          f"augment={config.data.augment_preset()}, precision={p.precision}", flush=True)
-    print(f"[pretrain] {distribute.strategy_name(strategy)}: num_replicas_in_sync={replicas}, "
-          f"workers={distribute.num_workers()}, chief={scratch is None}", flush=True)
+    args = (os.path.join(run.scratch, "tensorboard") if run.scratch else log_dir, p.proj_dim, knn_data, p.knn_k,
+            p.knn_temperature, inputs.num_classes)
+    monitor = (_CopyMonitor(copy, *args, learning_rate=learning_rate) if copy is not None
+               else monitors.EpochMonitor(*args, learning_rate=learning_rate))
+    return callbacks + [monitor], monitor
+
+
+def _train(run: _Run, inputs: PretrainData, log_dir: str, checkpoint_dir: str | None):
+    p, image_size = run.p, run.image_size
+    schedule = schedules.warmup_cosine(run.peak_lr, p.epochs * run.steps_per_epoch,
+                                       p.warmup_epochs * run.steps_per_epoch)
+    with run.strategy.scope():
+        simsiam = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, schedule, p.momentum)
+    augment_preset = run.config.data.augment_preset()
+    views = _views(run.strategy, inputs.pretrain_files, image_size, run.batch_size, augment.preset(augment_preset),
+                   p.seed, run.num_examples)
+    callbacks, monitor = _monitor(run, inputs, log_dir, lambda: schedule(simsiam.optimizer.iterations))
+    print(f"[pretrain] {run.num_examples} images, batch {run.batch_size}, {run.steps_per_epoch} steps/epoch x "
+          f"{p.epochs} epochs, peak lr {run.peak_lr:.4g}, wd {p.weight_decay}, d={p.proj_dim}, "
+          f"augment={augment_preset}, precision={p.precision}", flush=True)
+    print(f"[pretrain] {distribute.strategy_name(run.strategy)}: num_replicas_in_sync="
+          f"{run.strategy.num_replicas_in_sync}, workers={distribute.num_workers()}, chief={run.scratch is None}",
+          flush=True)
     initial_epoch = 0
     if checkpoint_dir:
-        with strategy.scope():
+        with run.strategy.scope():
             manager, epoch_var, initial_epoch = _restore(
-                simsiam, checkpoint_dir, monitor, write_dir=os.path.join(scratch, "checkpoints") if scratch else None)
+                simsiam, checkpoint_dir, monitor,
+                write_dir=os.path.join(run.scratch, "checkpoints") if run.scratch else None)
         callbacks.append(EpochCheckpoint(manager, epoch_var, monitor))
     start = time.perf_counter()
     if initial_epoch < p.epochs:
-        simsiam.fit(views, epochs=p.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+        simsiam.fit(views, epochs=p.epochs, initial_epoch=initial_epoch, steps_per_epoch=run.steps_per_epoch,
                     callbacks=callbacks, verbose=0)
-    seconds = time.perf_counter() - start
-    last = monitor.history[-1]
-    metrics = {
-        "epochs": p.epochs,
-        "precision": p.precision,
-        "steps": p.epochs * steps_per_epoch,
-        "batch_size": batch_size,
-        "replicas": replicas,
-        "workers": distribute.num_workers(),
-        "peak_learning_rate": peak_lr,
-        "final_loss": last["loss"],
-        "z_std": last["z_std"],
-        "z_std_healthy": monitors.healthy_z_std(p.proj_dim),
-        "collapsed": last["collapsed"],
-        "knn_accuracy": last.get("knn_accuracy"),
-        # Of this execution only (a resumed run counts the epochs it ran itself).
-        "images_per_second": (p.epochs - initial_epoch) * steps_per_epoch * batch_size / max(seconds, 1e-9),
-        "seconds": seconds,
-        "resumed_after_epoch": initial_epoch,
-        "history": monitor.history,
-    }
-    if last["collapsed"]:
-        message = (f"SimSiam collapsed: z-std {last['z_std']:.4g} vs healthy {metrics['z_std_healthy']:.4g}, "
-                   f"loss {last['loss']:.4f}")
+    metrics = _metrics(run, monitor.history, initial_epoch, time.perf_counter() - start)
+    if metrics["collapsed"]:
+        message = (f"SimSiam collapsed: z-std {metrics['z_std']:.4g} vs healthy {metrics['z_std_healthy']:.4g}, "
+                   f"loss {metrics['final_loss']:.4f}")
         if p.fail_on_collapse:
             raise RuntimeError(message)
         print(f"[pretrain] WARNING: {message}", flush=True)
     return simsiam, metrics
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point. train split: pretrain; eval splits: probe_train, eval (kNN monitor)."""
-    distribute.strategy_from_environment()  # first: a multi-worker strategy must start before any op
-    custom = fn_args.custom_config
-    config = PipelineConfig.from_dict(custom["config"])
-    probe_files, eval_files = (fn_args.eval_files + [None, None])[:2]
-    checkpoint_dir = checkpoint_dir_for(fn_args.model_run_dir, config, fn_args.train_files)
-    simsiam, metrics = pretrain(config, fn_args.train_files, [probe_files] if probe_files else None,
-                                [eval_files] if eval_files else None, custom["num_classes"],
-                                log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
-                                checkpoint_dir=checkpoint_dir)
-    if not distribute.is_chief():
-        # Saving reads the BatchNorm moving averages, an all-reduce every worker must join: the
-        # other workers save too, into a scratch folder, and write nothing into the TFX outputs.
-        scratch = tempfile.mkdtemp(prefix="simsiam-export-")
-        try:
-            simsiam.encoder.save(scratch, include_optimizer=False)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        _await_chief_export(fn_args.serving_model_dir)
-        return
-    simsiam.encoder.save(fn_args.serving_model_dir, include_optimizer=False)
-    # Finished: a later execution (e.g. --no-cache) must train afresh, not resume a finished run.
-    tf.io.gfile.rmtree(checkpoint_dir)
-    tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
-        json.dump(metrics, f, indent=2)
-
-
-def _await_chief_export(serving_model_dir: str, timeout_s: float = 600, poll_s: float = 1) -> None:
-    """On a worker other than the chief: returns once the chief's SavedModel is in
-    `serving_model_dir` (the workers share the TFX output location), or after `timeout_s`.
-
-    TFX's Trainer executor fails any worker whose run_fn returns before `serving_model_dir`
-    exists ("run_fn failed to generate model"), the chief's helpers included.
-    """
-    deadline = time.monotonic() + timeout_s
-    while not tf.io.gfile.exists(os.path.join(serving_model_dir, "saved_model.pb")):
-        if time.monotonic() > deadline:
-            print(f"[pretrain] WARNING: no SavedModel from the chief in {serving_model_dir} after {timeout_s:.0f} s",
-                  flush=True)
-            return
-        time.sleep(poll_s)
+def _metrics(run: _Run, history: list[dict], initial_epoch: int, seconds: float) -> dict:
+    p, last = run.p, history[-1]
+    return {
+        "epochs": p.epochs,
+        "precision": p.precision,
+        "steps": p.epochs * run.steps_per_epoch,
+        "batch_size": run.batch_size,
+        "replicas": run.strategy.num_replicas_in_sync,
+        "workers": distribute.num_workers(),
+        "peak_learning_rate": run.peak_lr,
+        "final_loss": last["loss"],
+        "z_std": last["z_std"],
+        "z_std_healthy": monitors.healthy_z_std(p.proj_dim),
+        "collapsed": last["collapsed"],
+        "knn_accuracy": last.get("knn_accuracy"),
+        # Of this execution only (a resumed run counts the epochs it ran itself).
+        "images_per_second": (p.epochs - initial_epoch) * run.steps_per_epoch * run.batch_size / max(seconds, 1e-9),
+        "seconds": seconds,
+        "resumed_after_epoch": initial_epoch,
+        "history": history,
+    }

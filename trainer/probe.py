@@ -1,4 +1,5 @@
-"""Trainer #2, LinearProbe: a linear classifier on the frozen pre-trained encoder.
+"""The linear probe: a linear classifier on a frozen encoder (the TFX adapter is
+components/linear_probe.py).
 
 The encoder is frozen and runs with BatchNorm in inference mode; its pooled features are
 extracted once, and a multinomial logistic regression is solved on them exactly (L-BFGS, a
@@ -8,20 +9,13 @@ every run says whether pre-training beat the untrained baseline.
 """
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
-import tensorflow as tf
 import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.config import PipelineConfig
-from trainer import backbones, data, export, monitors, supervised
+from simsiam_tfx.trainer import backbones, monitors
 
-METRICS_FILE = "probe_metrics.json"
 RANDOM_INIT_SEED = 12345
-
 
 def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int, l2: float):
     """Softmax regression with penalty l2/2 * |W|^2 on the mean loss, on standardised features.
@@ -70,42 +64,13 @@ def build_classifier(encoder: keras.Model, kernel: np.ndarray, bias: np.ndarray)
     return keras.Model(images, {"probabilities": probabilities, "embedding": embedding}, name="classifier")
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point. base_model: SimSiamPretrain's encoder; train: probe_train; eval: eval."""
-    import tensorflow_transform as tft
-
-    custom = fn_args.custom_config
-    config = PipelineConfig.from_dict(custom["config"])
-    num_classes, size = custom["num_classes"], config.data.image_size
-    batch = config.probe.batch_size
-    train_ds = data.labelled_images(fn_args.train_files, size, batch)
-    eval_ds = data.labelled_images(fn_args.eval_files, size, batch)
-
-    encoder = keras.models.load_model(fn_args.base_model, compile=False)
-    kernel, bias, eval_acc, train_acc = probe_encoder(encoder, train_ds, eval_ds, num_classes, config.probe.l2)
-
+def probe_with_baseline(encoder: keras.Model, train_ds, eval_ds, num_classes: int, l2: float, *,
+                        backbone: str, width: int, image_size: int):
+    """Probes `encoder`, and a randomly initialised encoder of the same architecture on the same
+    splits; returns (kernel, bias, metrics) with the gain of the first over the second."""
+    kernel, bias, eval_acc, train_acc = probe_encoder(encoder, train_ds, eval_ds, num_classes, l2)
     keras.utils.set_random_seed(RANDOM_INIT_SEED)
-    random_encoder = backbones.build_encoder(config.pretrain.backbone, size, config.pretrain.width)
-    _, _, random_acc, _ = probe_encoder(random_encoder, train_ds, eval_ds, num_classes, config.probe.l2)
-
-    metrics = {"accuracy": eval_acc, "train_accuracy": train_acc, "random_init_accuracy": random_acc,
-               "gain_over_random_init": eval_acc - random_acc, "l2": config.probe.l2}
-    print(f"[probe] eval accuracy {eval_acc:.4f} (train {train_acc:.4f}); random-init encoder "
-          f"{random_acc:.4f}; gain {eval_acc - random_acc:+.4f}", flush=True)
-    if config.probe.supervised_epochs > 0:
-        p = config.pretrain.resolved(size)
-        reference = supervised.supervised_accuracy(
-            fn_args.train_files, fn_args.eval_files, backbone=p.backbone, width=p.width, image_size=size,
-            num_classes=num_classes, epochs=config.probe.supervised_epochs, batch_size=p.batch_size,
-            augment_config=config.data.augment_preset(), seed=p.seed, weight_decay=p.weight_decay)
-        metrics.update(supervised_accuracy=reference["accuracy"], supervised_train_accuracy=reference["train_accuracy"],
-                       supervised_epochs=reference["epochs"], supervised_seconds=reference["seconds"])
-        print(f"[probe] supervised-from-scratch reference {reference['accuracy']:.4f} "
-              f"(train {reference['train_accuracy']:.4f})", flush=True)
-
-    classifier = build_classifier(encoder, kernel, bias)
-    export.save_serving_model(classifier, tft.TFTransformOutput(fn_args.transform_output), size,
-                              fn_args.serving_model_dir, class_names=custom.get("class_names"))
-    tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
-        json.dump(metrics, f, indent=2)
+    random_encoder = backbones.build_encoder(backbone, image_size, width)
+    _, _, random_acc, _ = probe_encoder(random_encoder, train_ds, eval_ds, num_classes, l2)
+    return kernel, bias, {"accuracy": eval_acc, "train_accuracy": train_acc, "random_init_accuracy": random_acc,
+                          "gain_over_random_init": eval_acc - random_acc, "l2": l2}

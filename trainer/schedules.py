@@ -1,33 +1,26 @@
-"""Learning-rate schedules."""
+"""The paper's learning-rate schedule: linear warm-up, then cosine decay to 0."""
 from __future__ import annotations
 
-import math
-
-import tensorflow as tf
 import tf_keras as keras
 
 
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `peak_lr`, then cosine decay to 0 at exactly `total_steps`.
+def warmup_cosine(peak_lr: float, total_steps: int, warmup_steps: int = 0) -> keras.optimizers.schedules.CosineDecay:
+    """Linear warm-up from 0 to `peak_lr` over `warmup_steps`, then cosine decay to 0 at exactly
+    `total_steps` (warm-up included): Keras' CosineDecay counts its decay after the warm-up.
 
-    `total_steps` must be epochs x steps-per-epoch of the real run (one seed decayed over 500
-    steps and then trained most of its epochs at LR 0).
+    `total_steps` must be epochs x steps-per-epoch of the real run: a schedule that ends early
+    trains the remaining steps at a learning rate of 0.
     """
+    if total_steps <= warmup_steps:
+        raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(peak_lr, decay_steps=total_steps)
+    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total_steps - warmup_steps,
+                                                  warmup_target=peak_lr, warmup_steps=warmup_steps)
 
-    def __init__(self, peak_lr: float, total_steps: int, warmup_steps: int = 0):
-        super().__init__()
-        if total_steps <= warmup_steps:
-            raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
-        self.peak_lr, self.total_steps, self.warmup_steps = peak_lr, total_steps, warmup_steps
 
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warm = float(max(self.warmup_steps, 1))
-        progress = (step - self.warmup_steps) / float(self.total_steps - self.warmup_steps)
-        cosine = 0.5 * self.peak_lr * (1.0 + tf.cos(math.pi * tf.clip_by_value(progress, 0.0, 1.0)))
-        if self.warmup_steps == 0:
-            return cosine
-        return tf.where(step < self.warmup_steps, self.peak_lr * (step + 1.0) / warm, cosine)
-
-    def get_config(self):
-        return {"peak_lr": self.peak_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+def peak_learning_rate(schedule) -> float:
+    """The highest rate of a `warmup_cosine` schedule (or a constant rate as it is)."""
+    if isinstance(schedule, keras.optimizers.schedules.CosineDecay):
+        return float(schedule.warmup_target if schedule.warmup_target is not None else schedule.initial_learning_rate)
+    return float(schedule)

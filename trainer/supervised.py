@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import augment, backbones, data, schedules
+from simsiam_tfx.trainer import augment, backbones, data, schedules
 
 AugmentLike = Union[str, augment.AugmentConfig]
 
@@ -77,13 +77,38 @@ def train_supervised(train_examples: tf.data.Dataset, num_train: int, *, backbon
     config = augment.preset(augment_config) if isinstance(augment_config, str) else augment_config
     batch_size = min(batch_size, num_train)
     steps_per_epoch = max(1, num_train // batch_size)
-    total_steps = epochs * steps_per_epoch
     peak_lr = base_lr * batch_size / 256
-    schedule = schedules.WarmupCosine(peak_lr, total_steps, warmup_epochs * steps_per_epoch)
+    schedule = schedules.warmup_cosine(peak_lr, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch)
 
     keras.utils.set_random_seed(seed)  # initial weights; the data stream has its own seeds
     model = build_classifier(backbone, image_size, width, num_classes)
     optimizer = keras.optimizers.SGD(schedule, momentum=momentum)
+    train_step = _train_step(model, optimizer, weight_decay, batch_size, image_size)
+    batches = iter(augmented_batches(train_examples, num_train, image_size, batch_size, config, seed))
+    start = time.perf_counter()
+    epoch_loss = 0.0
+    for epoch in range(epochs):
+        losses = [train_step(*next(batches)) for _ in range(steps_per_epoch)]
+        epoch_loss = float(tf.reduce_mean(tf.stack(losses)))
+        if verbose:
+            print(f"[supervised] epoch {epoch + 1}/{epochs}: loss={epoch_loss:.4f} "
+                  f"lr={float(schedule(optimizer.iterations)):.4g}", flush=True)
+    seconds = time.perf_counter() - start
+    return model, {
+        "epochs": epochs,
+        "steps": epochs * steps_per_epoch,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        "peak_learning_rate": peak_lr,
+        "weight_decay": weight_decay,
+        "final_loss": epoch_loss,
+        "seconds": seconds,
+        "images_per_second": epochs * steps_per_epoch * batch_size / max(seconds, 1e-9),
+    }
+
+
+def _train_step(model: keras.Model, optimizer, weight_decay: float, batch_size: int, image_size: int):
+    """One cross-entropy step, compiled for the fixed batch shape."""
     variables = model.trainable_variables
     optimizer.build(variables)
 
@@ -99,27 +124,7 @@ def train_supervised(train_examples: tf.data.Dataset, num_train: int, *, backbon
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
-    batches = iter(augmented_batches(train_examples, num_train, image_size, batch_size, config, seed))
-    start = time.perf_counter()
-    epoch_loss = 0.0
-    for epoch in range(epochs):
-        losses = [train_step(*next(batches)) for _ in range(steps_per_epoch)]
-        epoch_loss = float(tf.reduce_mean(tf.stack(losses)))
-        if verbose:
-            print(f"[supervised] epoch {epoch + 1}/{epochs}: loss={epoch_loss:.4f} "
-                  f"lr={float(schedule(optimizer.iterations)):.4g}", flush=True)
-    seconds = time.perf_counter() - start
-    return model, {
-        "epochs": epochs,
-        "steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size,
-        "peak_learning_rate": peak_lr,
-        "weight_decay": weight_decay,
-        "final_loss": epoch_loss,
-        "seconds": seconds,
-        "images_per_second": total_steps * batch_size / max(seconds, 1e-9),
-    }
+    return train_step
 
 
 def _run(train_examples, num_train, eval_examples, image_size, batch_size, **kwargs) -> dict:

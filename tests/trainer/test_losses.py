@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from trainer import losses
+from simsiam_tfx.trainer import losses
 
 
 def test_identical_prediction_and_target_give_minus_one():

@@ -1,10 +1,11 @@
-"""The pipeline definition compiles to TFX IR with the expected components and wiring."""
+"""Tests of simsiam_tfx.pipeline.pipeline: the pipeline definition compiles to TFX IR with the expected components and wiring."""
 import json
 
+import pytest
 from tfx.dsl.compiler import compiler
 
-from pipeline.config import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from simsiam_tfx.config import EvalConfig, PipelineConfig
+from simsiam_tfx.pipeline.pipeline import create_pipeline, eval_config_json, eval_settings
 
 EXPECTED_UPSTREAM = {
     "ExampleGen": set(),
@@ -42,12 +43,12 @@ def test_trainers_use_importable_run_fns_and_the_right_splits(tmp_path):
     _, pipeline, _ = _compile(tmp_path)
     by_id = {c.id: c for c in pipeline.components}
     pretrain, probe = by_id["SimSiamPretrain"], by_id["LinearProbe"]
-    assert pretrain.exec_properties["run_fn"] == "trainer.pretrain.run_fn"
-    assert probe.exec_properties["run_fn"] == "trainer.probe.run_fn"
+    assert pretrain.exec_properties["run_fn"] == "simsiam_tfx.components.simsiam_pretrain.run_fn"
+    assert probe.exec_properties["run_fn"] == "simsiam_tfx.components.linear_probe.run_fn"
     assert '"pretrain"' in pretrain.exec_properties["train_args"]
     assert '"probe_train"' in probe.exec_properties["train_args"]
     assert '"eval"' in probe.exec_properties["eval_args"]
-    assert by_id["Transform"].exec_properties["preprocessing_fn"] == "components.preprocessing.preprocessing_fn"
+    assert by_id["Transform"].exec_properties["preprocessing_fn"] == "simsiam_tfx.components.preprocessing.preprocessing_fn"
 
 
 def test_evaluator_gates_on_the_floor_and_on_regression(tmp_path):
@@ -68,3 +69,10 @@ def test_trainer_properties_ignore_evaluation_settings(tmp_path):
     trainer_a = {c.id: c for c in a.components}["SimSiamPretrain"].exec_properties["custom_config"]
     trainer_b = {c.id: c for c in b.components}["SimSiamPretrain"].exec_properties["custom_config"]
     assert trainer_a == trainer_b
+
+
+def test_the_evaluator_settings_read_back_from_their_tfma_json():
+    for settings in (EvalConfig(), EvalConfig(min_accuracy=0.5, max_regression=0.02)):
+        back = eval_settings(eval_config_json(settings))
+        assert back.min_accuracy == pytest.approx(settings.min_accuracy)
+        assert back.max_regression == pytest.approx(settings.max_regression, abs=1e-9)

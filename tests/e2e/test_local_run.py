@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import shapes
-from components.anomalies_gate import SchemaAnomalies
-from pipeline.config import SPLITS, PipelineConfig
-from pipeline.cli import main
-from pipeline.local_runner import run_local
+from simsiam_tfx.components import shapes
+from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
+from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.features import SPLITS
+from simsiam_tfx.pipeline.cli import main
+from simsiam_tfx.pipeline.local_runner import run_local
 from tests import data_factory
-from tests.conftest import encode
 
 ALL_COMPONENTS = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies", "Transform",
                   "SimSiamPretrain", "LinearProbe", "LatestBlessedModelResolver", "Evaluator", "Pusher"}
@@ -54,7 +54,7 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     pushed = first["pushed_model"]
     assert pushed.startswith(config.serving_model_dir) and os.path.isdir(pushed)
     model = tf.saved_model.load(pushed)
-    image = encode(np.random.default_rng(0).integers(0, 255, (45, 31, 3), dtype=np.uint8), "JPEG")
+    image = data_factory.encode_array(np.random.default_rng(0).integers(0, 255, (45, 31, 3), dtype=np.uint8), "JPEG")
     by_bytes = model.signatures["serve_image_bytes"](image_bytes=tf.constant([image, image]))
     assert by_bytes["probabilities"].shape == (2, 10)
     assert by_bytes["class_name"].numpy()[0].decode() == shapes.CLASS_NAMES[int(by_bytes["class_id"][0])]

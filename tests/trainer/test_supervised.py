@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import augment, data, supervised
+from simsiam_tfx.trainer import augment, supervised
+from tests import data_factory
 
 SIZE, CLASSES = 16, 3
 KEYS = {"accuracy", "train_accuracy", "epochs", "steps", "steps_per_epoch", "batch_size", "peak_learning_rate",
@@ -32,7 +33,7 @@ def files(tmp_path_factory):
     paths = {}
     for split, (n, seed) in {"train": (96, 0), "eval": (60, 1)}.items():
         paths[split] = str(root / f"{split}.tfrecord.gz")
-        data.write_transformed(paths[split], *_coloured(n, seed))
+        data_factory.write_transformed(paths[split], *_coloured(n, seed))
     return paths
 
 

@@ -1,8 +1,9 @@
 """One typed configuration object for the whole pipeline.
 
 Every knob lives here, with its default and its validation. The CLI, the tests and the runners
-build a `PipelineConfig`; components receive the parts they need as JSON through TFX's
-`custom_config`, so the trainer code sees the same values the user set.
+build a `PipelineConfig`; the Trainers receive their sections as JSON through TFX's
+`custom_config` (components/trainer_config.py), so the trainer code sees the values the user set.
+Defaults that the README's measurements chose are explained there, not here.
 """
 from __future__ import annotations
 
@@ -17,10 +18,16 @@ DATASETS = EMBEDDED_DATASETS + TFDS_DATASETS
 BACKBONES = ("resnet18", "resnet50")
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUGMENT_PRESETS = ("imagenet", "cifar", "strong-colour", "mild")
+CIFAR_SIZE_MAX = 96  # images up to this side get the paper's CIFAR recipe, larger ones ImageNet's
 
-# The three fixed splits every data source is cut into. Pre-training sees only `pretrain`; the
-# linear probe trains on `probe_train`; `eval` is used by nothing but the final measurements.
-SPLITS = ("pretrain", "probe_train", "eval")
+
+def is_cifar_size(image_size: int) -> bool:
+    return image_size <= CIFAR_SIZE_MAX
+
+
+def default_proj_dim(backbone: str, width: int) -> int:
+    """Projection / prediction dimension d: the paper's 2048 for ResNet-50, 16 x width for ResNet-18."""
+    return 2048 if backbone == "resnet50" else 16 * width
 
 
 class ConfigError(ValueError):
@@ -59,16 +66,15 @@ class DataConfig:
     seed: int = 0
     # Augmentation policy applied on the fly by the Trainer (see trainer/augment.py). None picks
     # the data set's default: "strong-colour" for shapes (its colours are random and carry no
-    # class; with the paper's jitter SimSiam matches views by colour: probe 0.121 vs 0.168
-    # measured), "mild" for digits, and the paper's policies for photos ("cifar" up to 96 px,
-    # "imagenet" above).
+    # class, so with the paper's jitter SimSiam learns to match views by colour; see the README),
+    # "mild" for digits, and the paper's policies for photos ("cifar" for CIFAR-size, "imagenet" above).
     augment: Optional[str] = None
 
     def augment_preset(self) -> str:
         if self.augment:
             return self.augment
         if self.pretrain_images or self.images or self.tfrecords or self.dataset in TFDS_DATASETS:
-            return "cifar" if self.image_size <= 96 else "imagenet"
+            return "cifar" if is_cifar_size(self.image_size) else "imagenet"
         return "mild" if self.dataset == "digits" else "strong-colour"
 
 
@@ -77,36 +83,33 @@ class PretrainConfig:
     backbone: str = "resnet18"
     width: int = 16  # channels of the first stage; 64 is the standard ResNet-18
     epochs: int = 30
-    # Small batches give a short CPU run more updates (64: 46 steps an epoch on shapes).
+    # Small batches give a short CPU run more updates.
     batch_size: int = 64
-    # Projection / prediction dimension d. None: 2048 for ResNet-50, 16 x width for ResNet-18.
+    # Projection / prediction dimension d. None: `default_proj_dim`.
     proj_dim: Optional[int] = None
     # lr = base_lr * batch / 256. None: 0.05 for ImageNet-size (paper) and 0.5 for CIFAR-size
-    # (solo-learn's CIFAR value). The paper's CIFAR 0.03 is tuned for 800 epochs; in a 20-epoch
-    # run on shapes it learned nothing (probe 0.103 vs 0.168 at 0.5, random-init 0.111).
+    # (solo-learn's CIFAR value): the paper's CIFAR 0.03 is tuned for 800 epochs and learns
+    # nothing in a short run (README, "Defaults").
     base_lr: Optional[float] = None
     weight_decay: Optional[float] = None  # None: 5e-4 for CIFAR-size, 1e-4 for ImageNet-size
     momentum: float = 0.9
     warmup_epochs: int = 0
     seed: int = 0
     # "bf16": Keras mixed_bfloat16 (bf16 compute, float32 weights; loss and normalisation in
-    # float32). 1.33x on this project's CPUs with AVX512-BF16 (simsiam-tfx bench). "fp16":
-    # mixed_float16 with dynamic loss scaling on both optimizers, for GPUs without bf16 (slow on CPU).
+    # float32), for CPUs with AVX512-BF16 and recent GPUs (simsiam-tfx bench measures it). "fp16":
+    # mixed_float16 with dynamic loss scaling on both optimizers, for GPUs without bf16.
     precision: str = "fp32"
     # kNN monitor each epoch on (eval vs probe_train); 0 disables it.
     knn_k: int = 200
     knn_temperature: float = 0.1
     fail_on_collapse: bool = False
 
-    def is_cifar_size(self, image_size: int) -> bool:
-        return image_size <= 96
-
     def resolved(self, image_size: int) -> "PretrainConfig":
         """A copy with every `None` replaced by the paper's value for this image size."""
-        small = self.is_cifar_size(image_size)
+        small = is_cifar_size(image_size)
         return dataclasses.replace(
             self,
-            proj_dim=self.proj_dim or (2048 if self.backbone == "resnet50" else 16 * self.width),
+            proj_dim=self.proj_dim or default_proj_dim(self.backbone, self.width),
             base_lr=self.base_lr if self.base_lr is not None else (0.5 if small else 0.05),
             weight_decay=self.weight_decay if self.weight_decay is not None else (5e-4 if small else 1e-4),
         )
@@ -125,9 +128,9 @@ class ProbeConfig:
 
 @dataclasses.dataclass
 class EvalConfig:
-    # Absolute floor on eval-split accuracy. 0.14 on shapes: above what a linear probe on an
-    # untrained encoder reaches there (0.111 measured; chance is 0.10), below what the default
-    # 30-epoch run reaches, so a blessed default run means pre-training moved the features.
+    # Absolute floor on eval-split accuracy. The default sits above what a linear probe on an
+    # untrained encoder reaches on shapes and below what the default run reaches (README), so a
+    # blessed default run means pre-training moved the features.
     min_accuracy: float = 0.14
     # How much accuracy may drop against the last blessed model and still be blessed.
     max_regression: float = 0.0

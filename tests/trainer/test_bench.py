@@ -1,6 +1,6 @@
 import json
 
-from pipeline import cli
+from simsiam_tfx.pipeline import cli
 
 KEYS = {"train_images_per_second", "input_images_per_second", "end_to_end_images_per_second",
         "backbone", "width", "image_size", "batch_size", "precision", "device"}

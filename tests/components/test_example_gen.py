@@ -10,8 +10,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components import example_gen, sources
-from pipeline.config import SPLITS, ConfigError, DataConfig
+from simsiam_tfx.components import example_gen, sources
+from simsiam_tfx.config import DataConfig
+from simsiam_tfx.features import SPLITS
 from tests import data_factory
 
 BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -88,11 +89,6 @@ def test_tf_flowers_single_split_is_cut_by_a_fixed_hash(tfds_dir, tmp_path):
     assert sorted(again["eval"]) == sorted(out["eval"])  # the split is fixed
 
 
-def test_a_missing_tfds_dataset_says_how_to_prepare_it(tmp_path):
-    with pytest.raises(ConfigError, match=r"not prepared in .*tfds build cifar10 .*--tfds-data-dir"):
-        sources.plan(DataConfig(dataset="cifar10", tfds_data_dir=str(tmp_path)), str(tmp_path / "data"))
-
-
 def test_image_folder_with_every_awkward_file(tmp_path):
     root = tmp_path / "photos"
     expected = data_factory.write_awkward_folder(str(root))
@@ -144,31 +140,3 @@ def test_separate_sources_unlabelled_folder_for_pretraining_tfds_for_the_probe(t
     layout = data_factory.TFDS_LAYOUTS["cifar10"]
     assert len(out["probe_train"]) == layout["train"] and len(out["eval"]) == layout["test"]
     assert "pre-train on images in" in plan.description and "cifar10" in plan.description
-
-
-def test_plan_fingerprint_follows_the_content_of_the_sources(tmp_path):
-    root = tmp_path / "imgs"
-    data_factory.write_image_folder(str(root), 6, classes=2)
-    data = DataConfig(images=str(root))
-    first = sources.plan(data, str(tmp_path / "d"))
-    assert sources.plan(data, str(tmp_path / "d")).fingerprint() == first.fingerprint()
-    with open(root / "class0" / "new.png", "wb") as f:
-        f.write(data_factory.encoded((24, 24), 999))
-    assert sources.plan(data, str(tmp_path / "d")).fingerprint() != first.fingerprint()
-
-
-def test_labelled_folder_needs_two_classes(tmp_path):
-    data_factory.write_image_folder(str(tmp_path / "one"), 4, classes=1)
-    with pytest.raises(ConfigError, match="at least 2 class sub-folders"):
-        sources.plan(DataConfig(images=str(tmp_path / "one")), str(tmp_path / "d"))
-
-
-def test_sources_command_writes_the_plan_for_a_cluster_run(tmp_path, capsys):
-    from pipeline.cli import main
-    data_factory.write_image_folder(str(tmp_path / "imgs"), 6, classes=3)
-    assert main(["sources", "--images", str(tmp_path / "imgs"), "--to", str(tmp_path / "plans")]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["num_classes"] == 3
-    plan = sources.load_plan(printed["input_base"])
-    assert plan.class_names == ["class0", "class1", "class2"]
-    assert plan.splits["eval"][0].keep == (0.85, 1.0)

@@ -2,7 +2,7 @@
 import pytest
 import tensorflow as tf
 
-from components import image_check
+from simsiam_tfx.components import image_check
 from tests import data_factory
 
 AWKWARD = data_factory.awkward_files()

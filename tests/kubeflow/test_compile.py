@@ -6,9 +6,9 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from kubeflow.compile import KubeflowConfig, compile_pipeline, load_spec
-from pipeline import cli
-from pipeline.config import ConfigError, PipelineConfig
+from simsiam_tfx.config import ConfigError, PipelineConfig
+from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline, load_spec
+from simsiam_tfx.pipeline import cli
 
 IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx:1"
 ROOT = "gs://bucket/simsiam"
@@ -64,7 +64,7 @@ def test_every_container_runs_the_image_with_the_v2_entrypoint_and_beam_args(com
         if name != "StopOnAnomalies_executor":  # a plain Python component: no Beam
             assert "--runner=DataflowRunner" in container["args"], name
     example_gen_args = containers["ExampleGen_executor"]["args"]
-    assert example_gen_args[example_gen_args.index("--executor_class_path") + 1] == "components.example_gen.Executor"
+    assert example_gen_args[example_gen_args.index("--executor_class_path") + 1] == "simsiam_tfx.components.example_gen.Executor"
     pretrain_args = containers["SimSiamPretrain_executor"]["args"]
     assert pretrain_args[pretrain_args.index("--executor_class_path") + 1] == "tfx.components.trainer.executor.GenericExecutor"
     # ExampleGen's driver (input fingerprint, span) runs in the same image.

@@ -16,9 +16,10 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components import sources
-from kubeflow.compile import PARAM_INPUT_BASE, KubeflowConfig, compile_pipeline, load_spec
-from pipeline.config import SPLITS, DataConfig, PipelineConfig
+from simsiam_tfx.components import sources
+from simsiam_tfx.config import DataConfig, PipelineConfig
+from simsiam_tfx.features import SPLITS
+from simsiam_tfx.kubeflow.compile import PARAM_INPUT_BASE, KubeflowConfig, compile_pipeline, load_spec
 
 TASK = "ExampleGen"
 PER_SPLIT = (20, 10, 10)  # pretrain, probe_train, eval

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kubeflow.commands import validate_cron
-from kubeflow.compile import KubeflowConfig, compile_pipeline
-from pipeline import cli
-from pipeline.config import ConfigError, PipelineConfig
+from simsiam_tfx.config import ConfigError, PipelineConfig
+from simsiam_tfx.kubeflow.commands import validate_cron
+from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline
+from simsiam_tfx.pipeline import cli
 
 ROOT = "gs://bucket/simsiam"
 # Canned answers of the KFP v2beta1 REST API, by (method, path).
@@ -188,7 +188,7 @@ def test_invalid_cron(expr, seconds, message):
         validate_cron(expr, seconds)
 
 
-DOCKERFILE = os.path.join(os.path.dirname(__file__), "..", "kubeflow", "Dockerfile")
+DOCKERFILE = os.path.join(os.path.dirname(__file__), "..", "..", "kubeflow", "Dockerfile")
 
 
 def test_dockerfile_base_env_install_and_entrypoint():

@@ -4,8 +4,8 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components import preprocessing
-from tests.conftest import encode
+from simsiam_tfx.components import preprocessing
+from tests.data_factory import encode_array as encode
 
 SIZE = 24
 

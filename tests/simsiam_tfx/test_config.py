@@ -1,0 +1,48 @@
+"""Tests of simsiam_tfx.config."""
+import glob
+import json
+import os
+
+import pytest
+
+from simsiam_tfx.config import ConfigError, PipelineConfig, default_proj_dim, is_cifar_size
+
+
+def test_defaults_validate_and_resolve_to_the_paper_values():
+    cfg = PipelineConfig().validate()
+    p = cfg.pretrain.resolved(cfg.data.image_size)
+    assert (p.base_lr, p.weight_decay, p.proj_dim) == (0.5, 5e-4, 16 * p.width)
+    big = PipelineConfig().pretrain
+    big.backbone = "resnet50"
+    assert big.resolved(224).base_lr == 0.05 and big.resolved(224).weight_decay == 1e-4
+
+
+def test_config_file_round_trip(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data": {"dataset": "digits"}, "pretrain": {"epochs": 3}}))
+    cfg = PipelineConfig.from_json_file(str(path))
+    assert cfg.data.dataset == "digits" and cfg.pretrain.epochs == 3 and cfg.data.augment_preset() == "mild"
+    assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
+    path.write_text(json.dumps({"pretrain": {"epoch": 3}}))
+    with pytest.raises(ConfigError, match="epoch"):
+        PipelineConfig.from_json_file(str(path))
+
+
+def test_the_example_beam_runner_configs_are_valid():
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "*.json")))
+    assert len(paths) == 3
+    for path in paths:
+        config = PipelineConfig.from_json_file(path).validate()
+        assert any(arg.startswith("--runner=") for arg in config.beam_pipeline_args)
+        assert config.pipeline_root.startswith("gs://")  # remote workers need shared storage
+
+
+def test_the_cifar_size_rule_and_the_projection_default_are_one_fact_each():
+    assert is_cifar_size(96) and not is_cifar_size(97)
+    assert default_proj_dim("resnet50", 8) == 2048 and default_proj_dim("resnet18", 16) == 256
+    small, large = PipelineConfig(), PipelineConfig()
+    large.data.image_size = 128
+    assert small.data.augment_preset() == "strong-colour"  # shapes' own default at any size
+    large.data.dataset = small.data.dataset = "cifar10"
+    assert (small.data.augment_preset(), large.data.augment_preset()) == ("cifar", "imagenet")
+    assert large.pretrain.resolved(128).base_lr == 0.05 and small.pretrain.resolved(32).base_lr == 0.5

@@ -1,0 +1,103 @@
+"""Tests of simsiam_tfx.trainer.pretrain: checkpoint and resume (kill mid-run with SIGKILL, run again,
+it resumes), and pre-training in mixed bfloat16 and float16 (low-precision compute, float32 weights
+and loss, loss scaling for float16, the global policy restored)."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.trainer.pretrain import PretrainData, pretrain
+from tests import data_factory
+
+SCRIPT = """
+import json, sys
+from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.trainer.pretrain import PretrainData, pretrain
+config = PipelineConfig()
+config.data.image_size = 16
+config.pretrain.epochs, config.pretrain.width, config.pretrain.batch_size, config.pretrain.knn_k = 6, 2, 16, 0
+_, metrics = pretrain(config, PretrainData([sys.argv[1]], num_classes=10), log_dir=sys.argv[2] + "/tb", checkpoint_dir=sys.argv[2] + "/ckpt")
+print("METRICS " + json.dumps({k: metrics[k] for k in ("resumed_after_epoch", "epochs")}
+      | {"history_epochs": [row["epoch"] for row in metrics["history"]]}))
+"""
+
+
+@pytest.mark.slow
+def test_pretraining_killed_mid_run_resumes_from_the_last_completed_epoch(tmp_path):
+    data = str(tmp_path / "t.tfrecord.gz")
+    data_factory.write_random_transformed(data, 64, 16)
+    work = str(tmp_path / "work")
+    command = [sys.executable, "-c", SCRIPT, data, work]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 240
+    while not os.path.exists(os.path.join(work, "ckpt", "ckpt-2.index")):
+        assert first.poll() is None, first.stdout.read().decode()[-2000:]
+        assert time.time() < deadline, "no checkpoint after 240 s"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)  # a crash: no clean-up, no chance to save more
+    first.wait()
+
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "[pretrain] resuming after epoch" in second.stdout
+    metrics = json.loads(second.stdout.split("METRICS ", 1)[1])
+    assert 2 <= metrics["resumed_after_epoch"] < 6
+    assert metrics["history_epochs"] == [1, 2, 3, 4, 5, 6]  # each epoch once: nothing redone or lost
+
+
+def tiny_config(tmp_path, precision: str):
+    """One epoch of a width-2 ResNet-18 on 32 16-px examples; returns (config, data file)."""
+    data = str(tmp_path / "t.tfrecord.gz")
+    data_factory.write_random_transformed(data, 32, 16)
+    config = PipelineConfig()
+    config.data.image_size = 16
+    p = config.pretrain
+    p.epochs, p.width, p.batch_size, p.knn_k, p.precision = 1, 2, 16, 0, precision
+    return config, data
+
+
+def test_pretraining_in_bfloat16_trains_and_restores_the_policy(tmp_path):
+    config, data = tiny_config(tmp_path, "bf16")
+    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"))
+    assert simsiam.encoder.get_layer("stem_conv").compute_dtype == "bfloat16"
+    assert simsiam.encoder.get_layer("stem_conv").dtype == "float32"  # weights stay float32
+    assert simsiam.encoder.output.dtype == "float32"  # pooled features for probes are float32
+    assert math.isfinite(metrics["final_loss"]) and -1.0 <= metrics["final_loss"] <= 1.0
+    assert metrics["precision"] == "bf16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_pretraining_in_float16_scales_the_loss_and_resumes_with_the_loss_scale(tmp_path):
+    config, data = tiny_config(tmp_path, "fp16")
+    checkpoints = str(tmp_path / "ckpt")
+    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+                                checkpoint_dir=checkpoints)
+    assert simsiam.encoder.get_layer("stem_conv").compute_dtype == "float16"
+    assert simsiam.encoder.get_layer("stem_conv").dtype == "float32"  # weights stay float32
+    assert all(v.dtype == tf.float32 for v in simsiam.trainable_variables)
+    assert simsiam.encoder.output.dtype == "float32"
+    for optimizer in (simsiam.optimizer, simsiam.predictor_optimizer):  # both scale the loss, dynamically
+        assert isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer) and optimizer.dynamic
+    assert int(simsiam.optimizer.iterations) == 2
+    assert math.isfinite(metrics["final_loss"]) and -1.0 <= metrics["final_loss"] <= 1.0
+    assert metrics["precision"] == "fp16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    # The checkpoint holds both loss scales; a longer run resumes from it.
+    saved = [name for name, _ in tf.train.list_variables(tf.train.latest_checkpoint(checkpoints))]
+    assert {"optimizer/loss_scale", "predictor_optimizer/loss_scale"} <= {n.rsplit("/current_loss_scale", 1)[0]
+                                                                           for n in saved}, saved
+    config.pretrain.epochs = 2
+    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+                                checkpoint_dir=checkpoints)
+    assert metrics["resumed_after_epoch"] == 1 and [row["epoch"] for row in metrics["history"]] == [1, 2]
+    assert int(simsiam.optimizer.iterations) == 4 and math.isfinite(metrics["final_loss"])

@@ -1,0 +1,24 @@
+"""Tests of simsiam_tfx.trainer.probe."""
+
+import numpy as np
+import tensorflow as tf
+
+from simsiam_tfx.trainer import backbones, probe
+
+
+def test_probe_on_linearly_separable_features(rng):
+    centres = rng.normal(0, 5, (4, 16))
+    x = np.concatenate([c + rng.normal(0, 0.5, (50, 16)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.arange(4), 50)
+    kernel, bias = probe.fit_linear_probe(x, y, num_classes=5, l2=1e-4)
+    assert kernel.shape == (16, 5)
+    assert probe.accuracy(kernel, bias, x, y) == 1.0
+    assert np.all(np.argmax(x @ kernel + bias, axis=1) != 4)  # a class never seen is never predicted
+
+
+def test_classifier_freezes_the_encoder_with_bn_in_inference_mode():
+    enc = backbones.build_encoder("resnet18", 16, width=2)
+    clf = probe.build_classifier(enc, np.zeros((16, 3), np.float32), np.zeros(3, np.float32))
+    assert not enc.trainable and clf.trainable_weights == clf.get_layer("linear").trainable_weights
+    x = tf.random.stateless_uniform((4, 16, 16, 3), (0, 1))
+    np.testing.assert_allclose(clf(x, training=True)["embedding"].numpy(), enc(x, training=False).numpy(), atol=1e-5)
