@@ -6,7 +6,11 @@ Transform (one TF graph over the whole data set) can never fail on a bad file an
 - kept byte for byte: fully decodable JPEG/PNG in RGB or grayscale, no side above MAX_SIDE;
 - converted to PNG: CMYK, palette, RGBA, 16-bit and float images, GIF (first frame), BMP, WebP,
   TIFF..., and images larger than MAX_SIDE (downscaled: Transform resizes them anyway);
-- skipped with a reason: empty, not an image, truncated or corrupt, or above MAX_PIXELS.
+- skipped with a reason: empty, not an image or a format outside SUPPORTED_FORMATS, truncated or
+  corrupt, or too large to decode (judged from the header, before any pixel is decoded).
+
+Nothing a file can do escapes `check` as an exception: whatever PIL raises (MemoryError and
+NotImplementedError included) becomes a named skip, so one crafted file never fails ExampleGen.
 """
 from __future__ import annotations
 
@@ -19,9 +23,14 @@ from PIL import Image, ImageFile
 
 # Longest side kept. Far above any training size (32-224 px) yet bounds a stored example to a few MB.
 MAX_SIDE = 1024
-# Larger images are refused rather than decoded (a 30k x 30k PNG would need 2.7 GB of memory).
+# Larger images are refused rather than decoded. JPEGs are decoded at a reduced scale (`draft`), so
+# they may be this large; every other format is decoded at full size and converted (several bytes
+# per pixel at once), so it may have at most MAX_DECODED_PIXELS, judged from the header.
 MAX_PIXELS = 16_000 * 16_000
+MAX_DECODED_PIXELS = 40_000_000
 PASS_THROUGH_FORMATS = ("JPEG", "PNG")
+# Only these are opened: PIL's other plugins (EPS runs Ghostscript, for one) never see our input.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 # Leading bytes of JPEG, PNG, GIF, BMP, TIFF: such a file PIL cannot open is damaged, not foreign.
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 PASS_THROUGH_MODES = ("RGB", "L")
@@ -34,12 +43,12 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     """16-bit / 32-bit integer and float images -> 8-bit grayscale, scaled (not clipped)."""
     array = np.asarray(image)
     if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) > 255):
-        array = array.astype(np.float64) / (65535.0 if array.max(initial=0) <= 65535 else array.max())
+        array = array.astype(np.float32) / (65535.0 if array.max(initial=0) <= 65535 else float(array.max()))
     elif image.mode == "F":
         low, high = float(array.min(initial=0.0)), float(array.max(initial=1.0))
         array = (array - low) / max(high - low, 1e-12)
     else:
-        array = array.astype(np.float64) / 255.0
+        array = array.astype(np.float32) / 255.0
     return Image.fromarray(np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L")
 
 
@@ -58,16 +67,29 @@ def check(data: bytes) -> tuple[Optional[bytes], str]:
     if not data:
         return None, "empty file"
     try:
+        return _check(data)
+    except MemoryError:
+        return None, "too large to decode (out of memory)"
+    except Exception as e:  # noqa: BLE001  (a crafted file must never fail the run; it is named instead)
+        message = " ".join(str(e).split()) or type(e).__name__
+        return None, f"unreadable image ({type(e).__name__}: {message[:120]})"
+
+
+def _check(data: bytes) -> tuple[Optional[bytes], str]:
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     return None, f"too large ({width}x{height} pixels; the limit is {MAX_PIXELS:,})"
                 fmt, animated = image.format, getattr(image, "is_animated", False)
                 if fmt == "JPEG" and max(width, height) > MAX_SIDE:
-                    # Decode at a reduced scale (1/2..1/8): a 10k x 10k JPEG needs ~20x less memory.
+                    # Decode at a reduced scale (1/2..1/8): a 10k x 10k JPEG needs far less memory.
                     image.draft(image.mode, (MAX_SIDE, MAX_SIDE))
+                if image.size[0] * image.size[1] > MAX_DECODED_PIXELS:
+                    return None, (f"too large to decode ({width}x{height} {fmt}; the limit is "
+                                  f"{MAX_DECODED_PIXELS:,} decoded pixels)")
                 image.load()  # decodes every byte: truncation and corruption fail here
                 if (fmt in PASS_THROUGH_FORMATS and image.mode in PASS_THROUGH_MODES and not animated
                         and max(width, height) <= MAX_SIDE):
@@ -83,7 +105,7 @@ def check(data: bytes) -> tuple[Optional[bytes], str]:
     except Image.UnidentifiedImageError:
         if data.startswith(_SIGNATURES) or data[8:12] == b"WEBP":
             return None, "truncated or corrupt image (unreadable header)"
-        return None, "not an image (unknown format)"
+        return None, f"not an image (unknown or unsupported format; supported: {', '.join(SUPPORTED_FORMATS)})"
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
         # PIL raises these for truncated and corrupt data; its message says which.
         message = " ".join(str(e).split()) or type(e).__name__

@@ -17,16 +17,24 @@ COMMANDS_ENTRY_POINTS = "simsiam_tfx.commands"
 
 def _cmd_run(args) -> int:
     config = config_from_args(args)
-    if os.path.exists(config.output_dir) and not os.access(config.output_dir, os.W_OK):
-        raise ConfigError(f"output directory {config.output_dir} is not writable")
     from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
-    from simsiam_tfx.pipeline import summary
+    from simsiam_tfx.pipeline import run_lock, summary
     from simsiam_tfx.pipeline.local_runner import run_local
-    try:
-        result = run_local(config)
-    except SchemaAnomalies as e:
-        print(f"simsiam-tfx: error: {e}", file=sys.stderr)
-        return 1
+    with run_lock.exclusive_output(config.output_dir):
+        abandoned = run_lock.cancel_abandoned_executions(config.metadata_path)
+        if abandoned:
+            print(f"marked {abandoned} execution(s) left running by a killed run as CANCELED in MLMD", flush=True)
+        # From here on the summary describes this run, whatever happens to it.
+        summary.write({"status": "running", "pid": os.getpid()}, config.summary_path)
+        try:
+            result = run_local(config)
+        except BaseException as e:
+            message = " ".join(str(e).split()) or type(e).__name__
+            summary.write({"status": "failed", "error": f"{type(e).__name__}: {message}"[:2000]}, config.summary_path)
+            if isinstance(e, SchemaAnomalies):
+                print(f"simsiam-tfx: error: {e}", file=sys.stderr)
+                return 1
+            raise
     print()
     print(summary.describe(result))
     print(f"  summary: {config.summary_path}")

@@ -25,6 +25,6 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
         config, input_base, plan.num_classes, plan.class_names,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    result = summary.build(config, plan.description, time.perf_counter() - start)
+    result = {"status": "succeeded", **summary.build(config, plan.description, time.perf_counter() - start)}
     summary.write(result, config.summary_path)
     return result

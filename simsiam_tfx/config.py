@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+import typing
+from typing import Any, Optional, Union
 
 EMBEDDED_DATASETS = ("shapes", "digits")
 TFDS_DATASETS = ("tf_flowers", "stl10", "cifar10")
@@ -177,6 +178,7 @@ class PipelineConfig:
 
     # ---- validation and (de)serialisation -------------------------------------------------
     def validate(self) -> "PipelineConfig":
+        check_types(self)
         d, p = self.data, self.pretrain
         require(d.dataset in DATASETS, f"unknown dataset {d.dataset!r}; choose one of {', '.join(DATASETS)}")
         require(d.probe_dataset is None or d.probe_dataset in DATASETS,
@@ -201,6 +203,8 @@ class PipelineConfig:
         require(self.eval.max_regression >= 0.0, "--max-regression must be >= 0")
         require(self.probe.l2 >= 0.0, "probe l2 must be >= 0")
         require(self.probe.supervised_epochs >= 0, "--supervised-epochs must be >= 0")
+        if d.schema and "://" not in d.schema:
+            _check_schema_file(d.schema)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,3 +254,69 @@ def _build(section_cls, value: dict[str, Any], name: str):
 def require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a configuration value has its field's type (JSON lists stand for tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+        return not args or all(_matches(v, args[0]) for v in value)
+    return True
+
+
+_NAMES = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+          str: ("a string", "strings"), type(None): ("null", "nulls")}
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        return " or ".join(_describe(arg) for arg in args)
+    if origin in (list, tuple):
+        elements = _NAMES.get(args[0], ("", str(args[0])))[1] if args else "values"
+        count = f"{len(args)} " if origin is tuple and args and args[-1] is not Ellipsis else ""
+        return f"a list of {count}{elements}"
+    return _NAMES.get(hint, (str(hint),))[0]
+
+
+def check_types(config: "PipelineConfig") -> None:
+    """Every field holds a value of its declared type: a config file's "false" is not a boolean and
+    1.5 epochs are refused, with one line naming the field."""
+    for obj, prefix in [(config, ""), *((getattr(config, s), f"{s}.") for s in ("data", "pretrain", "probe", "eval"))]:
+        hints = typing.get_type_hints(type(obj))
+        for field in dataclasses.fields(obj):
+            value = getattr(obj, field.name)
+            if not dataclasses.is_dataclass(value) and not _matches(value, hints[field.name]):
+                raise ConfigError(f"{prefix}{field.name} must be {_describe(hints[field.name])}, got {value!r}")
+
+
+def _check_schema_file(path: str) -> None:
+    """A curated schema is read and parsed before anything runs."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read --schema {path}: {e.strerror}") from None
+    try:
+        schema = text_format.Parse(text, schema_pb2.Schema())
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--schema {path} is not a schema.pbtxt: {' '.join(str(e).split())}") from None
+    require(len(schema.feature) > 0, f"--schema {path} describes no feature")

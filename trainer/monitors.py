@@ -22,8 +22,13 @@ def knn_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_feat
     for start in range(0, len(test_features), 1024):
         sims = tf.matmul(test[start:start + 1024], train, transpose_b=True)
         top_sims, top_idx = tf.math.top_k(sims, k=k)
-        votes = tf.one_hot(tf.gather(labels, top_idx), num_classes) * tf.exp(top_sims / temperature)[..., None]
-        predicted = tf.argmax(tf.reduce_sum(votes, axis=1), axis=1)
+        rows = tf.shape(top_idx)[0]
+        # Votes summed into (rows, classes) directly: memory grows with rows x classes, never with
+        # rows x k x classes as a one-hot of every neighbour would.
+        segments = tf.range(rows, dtype=tf.int64)[:, None] * num_classes + tf.gather(labels, top_idx)
+        votes = tf.math.unsorted_segment_sum(tf.exp(top_sims / temperature), segments,
+                                             num_segments=tf.cast(rows, tf.int64) * num_classes)
+        predicted = tf.argmax(tf.reshape(votes, (rows, num_classes)), axis=1)
         correct += int(tf.reduce_sum(tf.cast(predicted == test_labels[start:start + 1024], tf.int32)))
     return correct / len(test_features)
 

@@ -59,9 +59,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)
         # History first: a kill between the two writes leaves an extra row, dropped on restore.
+        # Written aside and renamed into place, so a kill or a full disk never leaves half a file.
         tf.io.gfile.makedirs(self.manager.directory)
-        with tf.io.gfile.GFile(os.path.join(self.manager.directory, HISTORY_FILE), "w") as f:
+        path = os.path.join(self.manager.directory, HISTORY_FILE)
+        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
             json.dump(self.monitor.history, f)
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
         self.manager.save(checkpoint_number=epoch + 1)
 
 
@@ -74,6 +77,7 @@ def _restore(simsiam: model.SimSiam, checkpoint_dir: str, monitor: monitors.Epoc
     the BatchNorm moving averages is an all-reduce across workers), but only the chief into
     `checkpoint_dir`, the one every worker resumes from; the others save into a scratch folder.
     """
+    history = _usable_checkpoint(checkpoint_dir)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     # Optimizer slots must exist before restoring so their values are restored too.
     simsiam.optimizer.build(simsiam.backbone_variables())
@@ -83,14 +87,36 @@ def _restore(simsiam: model.SimSiam, checkpoint_dir: str, monitor: monitors.Epoc
                                      predictor_optimizer=simsiam.predictor_optimizer, epoch=epoch)
     manager = tf.train.CheckpointManager(checkpoint, write_dir or checkpoint_dir, max_to_keep=2)
     latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest:
+    if latest and history is not None:
         checkpoint.restore(latest).assert_existing_objects_matched()
-        history_path = os.path.join(checkpoint_dir, HISTORY_FILE)
-        if tf.io.gfile.exists(history_path):
-            with tf.io.gfile.GFile(history_path) as f:
-                monitor.history = [row for row in json.load(f) if row["epoch"] <= int(epoch.numpy())]
+        monitor.history = [row for row in history if row["epoch"] <= int(epoch.numpy())]
         print(f"[pretrain] resuming after epoch {int(epoch.numpy())} from {latest}", flush=True)
     return manager, epoch, int(epoch.numpy())
+
+
+def _usable_checkpoint(checkpoint_dir: str) -> list[dict] | None:
+    """The monitor history of the latest checkpoint in `checkpoint_dir` when every part of it reads
+    back whole; None when there is none. A damaged one (a disk that filled up, a file cut short) is
+    moved aside with a warning, so training starts afresh instead of failing on every later run."""
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if not latest:
+        return None
+    try:
+        reader = tf.train.load_checkpoint(latest)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)  # reads every tensor: a truncated data file fails here
+        with tf.io.gfile.GFile(os.path.join(checkpoint_dir, HISTORY_FILE)) as f:
+            history = json.load(f)
+        if not isinstance(history, list) or not all(isinstance(r, dict) and "epoch" in r for r in history):
+            raise ValueError("history.json is not a list of epoch rows")
+        return history
+    except (tf.errors.OpError, ValueError, OSError, IndexError) as e:  # the reader raises IndexError when cut short
+        aside = f"{checkpoint_dir.rstrip('/')}.damaged-{int(time.time())}"
+        tf.io.gfile.rename(checkpoint_dir, aside)
+        reason = " ".join(str(e).split())[:200]
+        print(f"[pretrain] WARNING: checkpoint in {checkpoint_dir} is damaged ({type(e).__name__}: {reason}); "
+              f"moved to {aside}, training starts from epoch 0", flush=True)
+        return None
 
 
 class _EncoderSnapshot(keras.callbacks.Callback):

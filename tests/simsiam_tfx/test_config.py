@@ -46,3 +46,37 @@ def test_the_cifar_size_rule_and_the_projection_default_are_one_fact_each():
     large.data.dataset = small.data.dataset = "cifar10"
     assert (small.data.augment_preset(), large.data.augment_preset()) == ("cifar", "imagenet")
     assert large.pretrain.resolved(128).base_lr == 0.05 and small.pretrain.resolved(32).base_lr == 0.5
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"enable_cache": "false"}, "enable_cache must be true or false, got 'false'"),
+    ({"pretrain": {"epochs": 1.5}}, "pretrain.epochs must be an integer, got 1.5"),
+    ({"pretrain": {"epochs": True}}, "pretrain.epochs must be an integer, got True"),
+    ({"beam_pipeline_args": "--runner=X"}, "beam_pipeline_args must be a list of strings, got '--runner=X'"),
+    ({"data": {"image_size": "32"}}, "data.image_size must be an integer, got '32'"),
+    ({"data": {"shapes_per_split": [10, 10]}}, "data.shapes_per_split must be a list of 3 integers"),
+    ({"data": {"images": 3}}, "data.images must be a string or null, got 3"),
+])
+def test_values_of_the_wrong_type_are_refused_with_the_field_named(raw, message):
+    with pytest.raises(ConfigError) as error:
+        PipelineConfig.from_dict(raw).validate()
+    assert str(error.value).startswith(message)
+
+
+def test_whole_numbers_are_numbers_and_json_lists_stand_for_tuples():
+    config = PipelineConfig.from_dict({"eval": {"min_accuracy": 0}, "data": {"shapes_per_split": [20, 10, 10]}})
+    assert config.validate().data.shapes_per_split == (20, 10, 10)
+
+
+def test_a_curated_schema_is_parsed_before_anything_runs(tmp_path):
+    config = PipelineConfig()
+    config.data.schema = str(tmp_path / "missing.pbtxt")
+    with pytest.raises(ConfigError, match="cannot read --schema"):
+        config.validate()
+    (tmp_path / "garbage.pbtxt").write_text("feature { name: 'image' type: NOPE }")
+    config.data.schema = str(tmp_path / "garbage.pbtxt")
+    with pytest.raises(ConfigError, match="is not a schema.pbtxt"):
+        config.validate()
+    (tmp_path / "good.pbtxt").write_text('feature { name: "image" type: BYTES }')
+    config.data.schema = str(tmp_path / "good.pbtxt")
+    assert config.validate() is config

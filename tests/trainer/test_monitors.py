@@ -11,3 +11,31 @@ def test_knn_on_a_toy_set_with_a_known_answer():
     test = np.array([[1, 0.05], [0.05, 1], [0.2, 1]], np.float32)
     assert monitors.knn_accuracy(train, train_y, test, np.array([0, 1, 1]), k=2) == 1.0
     assert monitors.knn_accuracy(train, train_y, test, np.array([1, 0, 0]), k=2) == 0.0
+
+
+def test_knn_votes_match_the_one_hot_formula_on_random_data(rng):
+    train, test = rng.normal(size=(300, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
+    train_y, test_y = rng.integers(0, 7, 300), rng.integers(0, 7, 50)
+    t = train / np.linalg.norm(train, axis=1, keepdims=True)
+    q = test / np.linalg.norm(test, axis=1, keepdims=True)
+    sims = q @ t.T
+    top = np.argsort(-sims, axis=1)[:, :20]
+    votes = np.zeros((50, 7))
+    for row in range(50):
+        for j in top[row]:
+            votes[row, train_y[j]] += np.exp(sims[row, j] / 0.1)
+    expected = float(np.mean(votes.argmax(axis=1) == test_y))
+    assert monitors.knn_accuracy(train, train_y, test, test_y, k=20, temperature=0.1, num_classes=7) == expected
+
+
+def test_knn_memory_does_not_grow_with_the_number_of_classes():
+    """5,000 classes, k = 200, one 1,024-row chunk: a one-hot of every neighbour would be 4 GB."""
+    import resource
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(2048, 16)).astype(np.float32)
+    test = rng.normal(size=(1024, 16)).astype(np.float32)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    monitors.knn_accuracy(train, rng.integers(0, 5000, 2048), test, rng.integers(0, 5000, 1024), k=200,
+                          num_classes=5000)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 500, f"peak memory grew by {grown_mib:.0f} MiB"

@@ -101,3 +101,28 @@ def test_pretraining_in_float16_scales_the_loss_and_resumes_with_the_loss_scale(
                                 checkpoint_dir=checkpoints)
     assert metrics["resumed_after_epoch"] == 1 and [row["epoch"] for row in metrics["history"]] == [1, 2]
     assert int(simsiam.optimizer.iterations) == 4 and math.isfinite(metrics["final_loss"])
+
+
+@pytest.mark.parametrize("damage", ["truncated history", "truncated checkpoint data"])
+def test_a_damaged_checkpoint_is_set_aside_and_training_starts_afresh(tmp_path, damage, capsys):
+    data = str(tmp_path / "t.tfrecord.gz")
+    data_factory.write_random_transformed(data, 32, 16)
+    config = PipelineConfig()
+    config.data.image_size = 16
+    p = config.pretrain
+    p.epochs, p.width, p.batch_size, p.knn_k = 1, 2, 16, 0
+    checkpoints = str(tmp_path / "ckpt")
+    pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"), checkpoint_dir=checkpoints)
+    if damage == "truncated history":
+        path = os.path.join(checkpoints, "history.json")
+    else:
+        [path] = [os.path.join(checkpoints, f) for f in os.listdir(checkpoints) if ".data-" in f]
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    config.pretrain.epochs = 2
+    _, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+                          checkpoint_dir=checkpoints)
+    out = capsys.readouterr().out
+    assert "is damaged" in out and "training starts from epoch 0" in out
+    assert metrics["resumed_after_epoch"] == 0 and [row["epoch"] for row in metrics["history"]] == [1, 2]
+    assert any(".damaged-" in name for name in os.listdir(tmp_path))
