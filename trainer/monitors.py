@@ -8,11 +8,16 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from simsiam_tfx.features import UNLABELLED
+
 
 def knn_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
                  test_labels: np.ndarray, k: int = 200, temperature: float = 0.1,
                  num_classes: Optional[int] = None) -> float:
-    """Weighted kNN top-1 accuracy (Wu et al. 2018): cosine similarity, votes exp(sim / T)."""
+    """Weighted kNN top-1 accuracy (Wu et al. 2018): cosine similarity, votes exp(sim / T).
+    Unlabelled examples (label UNLABELLED) take no part, as neighbours or as queries."""
+    train_features, train_labels = labelled(train_features, train_labels)
+    test_features, test_labels = labelled(test_features, test_labels)
     num_classes = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
     k = min(k, len(train_features))
     train = tf.math.l2_normalize(tf.constant(train_features, tf.float32), axis=1)
@@ -31,6 +36,12 @@ def knn_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_feat
         predicted = tf.argmax(tf.reshape(votes, (rows, num_classes)), axis=1)
         correct += int(tf.reduce_sum(tf.cast(predicted == test_labels[start:start + 1024], tf.int32)))
     return correct / len(test_features)
+
+
+def labelled(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Only the examples with a class: an UNLABELLED (-1) example is no class of its own."""
+    keep = np.asarray(labels) != UNLABELLED
+    return features[keep], np.asarray(labels)[keep]
 
 
 def healthy_z_std(dim: int) -> float:

@@ -47,8 +47,8 @@ def accuracy(kernel: np.ndarray, bias: np.ndarray, features: np.ndarray, labels:
 
 def probe_encoder(encoder: keras.Model, train_ds, eval_ds, num_classes: int, l2: float):
     """Fits the probe on `train_ds` features; returns (kernel, bias, eval accuracy, train accuracy)."""
-    train_x, train_y = monitors.extract_features(encoder, train_ds)
-    eval_x, eval_y = monitors.extract_features(encoder, eval_ds)
+    train_x, train_y = monitors.labelled(*monitors.extract_features(encoder, train_ds))
+    eval_x, eval_y = monitors.labelled(*monitors.extract_features(encoder, eval_ds))
     kernel, bias = fit_linear_probe(train_x, train_y, num_classes, l2)
     return kernel, bias, accuracy(kernel, bias, eval_x, eval_y), accuracy(kernel, bias, train_x, train_y)
 

@@ -39,3 +39,11 @@ def test_knn_memory_does_not_grow_with_the_number_of_classes():
                           num_classes=5000)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 500, f"peak memory grew by {grown_mib:.0f} MiB"
+
+
+def test_unlabelled_examples_are_neither_neighbours_nor_queries():
+    train = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [1, 0.01]], np.float32)
+    train_y = np.array([0, 0, 1, 1, -1])
+    test = np.array([[1, 0.05], [0.05, 1], [1, 0]], np.float32)
+    # With -1 as a class the first query's nearest neighbour would vote for "class -1".
+    assert monitors.knn_accuracy(train, train_y, test, np.array([0, 1, -1]), k=1) == 1.0
