@@ -70,6 +70,7 @@ print("REASON", image is None, reason)
 """
 
 
+@pytest.mark.fault
 def test_a_png_bomb_is_skipped_from_its_header_under_a_1_gib_memory_cap(tmp_path):
     import subprocess
     import sys
@@ -82,6 +83,7 @@ def test_a_png_bomb_is_skipped_from_its_header_under_a_1_gib_memory_cap(tmp_path
 
 
 @pytest.mark.parametrize("error", [MemoryError(), NotImplementedError("odd TIFF compression"), KeyError("tag")])
+@pytest.mark.fault
 def test_whatever_pil_raises_becomes_a_named_skip(monkeypatch, error):
     def broken(*args, **kwargs):
         raise error
@@ -90,6 +92,7 @@ def test_whatever_pil_raises_becomes_a_named_skip(monkeypatch, error):
     assert image is None and reason and "\n" not in reason
 
 
+@pytest.mark.fault
 def test_formats_outside_the_supported_list_are_never_opened():
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
     image, reason = image_check.check(eps)

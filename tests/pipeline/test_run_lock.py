@@ -26,6 +26,7 @@ def _holder(output_dir):
     return process
 
 
+@pytest.mark.fault
 def test_a_second_run_on_the_same_output_stops_with_one_line_and_a_killed_run_frees_it(tmp_path, capsys):
     holder = _holder(tmp_path)
     try:
@@ -40,6 +41,7 @@ def test_a_second_run_on_the_same_output_stops_with_one_line_and_a_killed_run_fr
         pass
 
 
+@pytest.mark.fault
 def test_executions_left_running_by_a_killed_run_are_marked_cancelled(tmp_path):
     import ml_metadata as mlmd
     from ml_metadata.proto import metadata_store_pb2
@@ -57,6 +59,7 @@ def test_executions_left_running_by_a_killed_run_are_marked_cancelled(tmp_path):
     assert run_lock.cancel_abandoned_executions(path) == 0
 
 
+@pytest.mark.fault
 def test_a_failed_run_leaves_a_summary_that_says_so(tmp_path, monkeypatch):
     (tmp_path / "run_summary.json").write_text(json.dumps({"evaluator": {"blessed": True}}))  # an older run's
 
@@ -79,6 +82,7 @@ def test_an_output_under_a_read_only_parent_is_one_line(tmp_path):
             pass
 
 
+@pytest.mark.fault
 def test_an_output_where_a_file_stands_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="cannot write to the output directory"):

@@ -57,6 +57,7 @@ def test_the_cifar_size_rule_and_the_projection_default_are_one_fact_each():
     ({"data": {"shapes_per_split": [10, 10]}}, "data.shapes_per_split must be a list of 3 integers"),
     ({"data": {"images": 3}}, "data.images must be a string or null, got 3"),
 ])
+@pytest.mark.fault
 def test_values_of_the_wrong_type_are_refused_with_the_field_named(raw, message):
     with pytest.raises(ConfigError) as error:
         PipelineConfig.from_dict(raw).validate()
@@ -68,6 +69,7 @@ def test_whole_numbers_are_numbers_and_json_lists_stand_for_tuples():
     assert config.validate().data.shapes_per_split == (20, 10, 10)
 
 
+@pytest.mark.fault
 def test_a_curated_schema_is_parsed_before_anything_runs(tmp_path):
     config = PipelineConfig()
     config.data.schema = str(tmp_path / "missing.pbtxt")

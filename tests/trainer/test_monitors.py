@@ -1,6 +1,7 @@
 """Tests of simsiam_tfx.trainer.monitors."""
 
 import numpy as np
+import pytest
 
 from simsiam_tfx.trainer import monitors
 
@@ -28,6 +29,7 @@ def test_knn_votes_match_the_one_hot_formula_on_random_data(rng):
     assert monitors.knn_accuracy(train, train_y, test, test_y, k=20, temperature=0.1, num_classes=7) == expected
 
 
+@pytest.mark.fault
 def test_knn_memory_does_not_grow_with_the_number_of_classes():
     """5,000 classes, k = 200, one 1,024-row chunk: a one-hot of every neighbour would be 4 GB."""
     import resource
@@ -41,6 +43,7 @@ def test_knn_memory_does_not_grow_with_the_number_of_classes():
     assert grown_mib < 500, f"peak memory grew by {grown_mib:.0f} MiB"
 
 
+@pytest.mark.fault
 def test_unlabelled_examples_are_neither_neighbours_nor_queries():
     train = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [1, 0.01]], np.float32)
     train_y = np.array([0, 0, 1, 1, -1])

@@ -31,6 +31,7 @@ print("METRICS " + json.dumps({k: metrics[k] for k in ("resumed_after_epoch", "e
 
 
 @pytest.mark.slow
+@pytest.mark.fault
 def test_pretraining_killed_mid_run_resumes_from_the_last_completed_epoch(tmp_path):
     data = str(tmp_path / "t.tfrecord.gz")
     data_factory.write_random_transformed(data, 64, 16)
@@ -104,6 +105,7 @@ def test_pretraining_in_float16_scales_the_loss_and_resumes_with_the_loss_scale(
 
 
 @pytest.mark.parametrize("damage", ["truncated history", "truncated checkpoint data"])
+@pytest.mark.fault
 def test_a_damaged_checkpoint_is_set_aside_and_training_starts_afresh(tmp_path, damage, capsys):
     data = str(tmp_path / "t.tfrecord.gz")
     data_factory.write_random_transformed(data, 32, 16)
