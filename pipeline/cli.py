@@ -19,17 +19,63 @@ def _cmd_run(args) -> int:
     config = config_from_args(args)
     if os.path.exists(config.output_dir) and not os.access(config.output_dir, os.W_OK):
         raise ConfigError(f"output directory {config.output_dir} is not writable")
-    from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
-    from simsiam_tfx.pipeline import summary
-    from simsiam_tfx.pipeline.local_runner import run_local
-    try:
-        result = run_local(config)
-    except SchemaAnomalies as e:
-        print(f"simsiam-tfx: error: {e}", file=sys.stderr)
-        return 1
+    with _console(args, config.output_dir) as log_path:
+        from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
+        from simsiam_tfx.pipeline import summary
+        from simsiam_tfx.pipeline.local_runner import run_local
+        try:
+            result = run_local(config)
+        except SchemaAnomalies as e:
+            print(f"simsiam-tfx: error: {e}", file=sys.stderr)
+            return 1
+        except Exception as e:
+            if log_path:  # the traceback is in the log; say where
+                print(f"simsiam-tfx: error: {type(e).__name__}: {e} (details: {log_path})", file=sys.stderr)
+            raise
     print()
     print(summary.describe(result))
     print(f"  summary: {config.summary_path}")
+    if log_path:
+        print(f"  log: {log_path}")
+    return 0
+
+
+def _console(args, output_dir: str, log_name: str = "run.log"):
+    """The quiet console (pipeline/console.py) unless --verbose; yields the log's path or None."""
+    import contextlib
+
+    from simsiam_tfx.pipeline import console
+    if getattr(args, "verbose", False):
+        return contextlib.nullcontext(None)
+    return console.quiet(os.path.join(output_dir, "logs", log_name))
+
+
+def _cmd_report(args) -> int:
+    from simsiam_tfx.config import PipelineConfig
+    from simsiam_tfx.pipeline import report
+    if not os.path.exists(os.path.join(args.output, "metadata.sqlite")):
+        raise ConfigError(f"{args.output} holds no run (no metadata.sqlite); pass a run's --output folder")
+    with _console(args, args.output, "report.log"):
+        path = report.write_report(args.output, args.pipeline_name or PipelineConfig().pipeline_name)
+    if path is None:
+        return 1
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_infer(args) -> int:
+    from simsiam_tfx.pipeline import inference
+    predict = args.command == "predict"
+    formats = inference.PREDICT_FORMATS if predict else inference.EMBED_FORMATS
+    inference.output_format(args.to, formats)  # a wrong suffix fails before the model loads
+    model = args.model or inference.newest_pushed_model(args.output)
+    with _console(args, args.output, "embed.log" if not predict else "predict.log"):
+        result = inference.run(args.images, model, args.to, args.batch_size, predict)
+    reasons = ", ".join(f"{n} {r}" for r, n in result["skipped_by_reason"].items())
+    print(f"{args.command}: {result['written']} images -> {result['to']} (model {result['model']})"
+          + (f"; skipped {result['skipped']} ({reasons})" if result["skipped"] else ""))
+    if not predict and args.to.endswith(".npy"):
+        print(f"  file names, one per row: {inference.files_list_path(args.to)}")
     return 0
 
 
@@ -56,6 +102,11 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _add_verbose(parser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow, absl, Beam and TFX logging on the console (default: in <output>/logs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from simsiam_tfx import __version__
     parser = argparse.ArgumentParser(
@@ -68,7 +119,38 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run the whole pipeline locally with LocalDagRunner. Writes TFX artifacts, "
                                      "the MLMD store, the pushed model and run_summary.json under --output.")
     add_flags(run)
+    _add_verbose(run)
     run.set_defaults(func=_cmd_run)
+
+    report = sub.add_parser(
+        "report", help="(re-)make the run report <output>/report/index.html from an output folder",
+        description="Build the run report (training curves, augmented views, nearest neighbours, embedding map, "
+                    "probe and gate, confusion matrix, data) from an output folder's MLMD store and artifacts, "
+                    "and the TensorBoard image summaries and projector under <output>/report/tensorboard.")
+    report.add_argument("--output", metavar="DIR", default="outputs", help="the run's --output folder")
+    report.add_argument("--pipeline-name", default=None, help=argparse.SUPPRESS)
+    _add_verbose(report)
+    report.set_defaults(func=_cmd_report)
+
+    for name, what, formats in (
+            ("embed", "embeddings (one row per image, with its file name)", "npy, parquet or csv"),
+            ("predict", "class name, class id and probability per image", "csv or jsonl")):
+        infer = sub.add_parser(
+            name, help=f"images -> {what}",
+            description=f"Images -> {what}, streamed in batches. IMAGES is a folder (searched recursively), a glob, "
+                        "a TFRecord file of tf.Examples with an `image` bytes feature (.tfrecord[.gz]) or one image. "
+                        "Every image is checked as the pipeline checks it; unreadable files are skipped with their "
+                        "reason.")
+        infer.add_argument("images", metavar="IMAGES")
+        infer.add_argument("--to", metavar="FILE", required=True, help=f"output file: {formats} (by its suffix)")
+        infer.add_argument("--model", metavar="DIR", default=None,
+                           help="a SavedModel: a pushed model, LinearProbe's model"
+                                + (" or SimSiamPretrain's encoder" if name == "embed" else "")
+                                + " (default: the newest pushed model under --output)")
+        infer.add_argument("--output", metavar="DIR", default="outputs", help="the run's --output folder")
+        infer.add_argument("--batch-size", type=int, default=64)
+        _add_verbose(infer)
+        infer.set_defaults(func=_cmd_infer)
 
     plan = sub.add_parser(
         "sources", help="write the data plan (sources.json) that ExampleGen reads, e.g. for Kubeflow/Vertex runs",
