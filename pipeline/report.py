@@ -425,7 +425,7 @@ def _tensorboard(log_dir, queries, reference, views, neighbours, eval_features, 
 def _render(summary, figures, skipped, run: RunArtifacts, num_reference: int, num_queries: int) -> str:
     import jinja2
     with open(TEMPLATE, encoding="utf-8") as f:
-        template = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(f.read())
+        template = jinja2.Environment(autoescape=True).from_string(f.read())
     return template.render(
         summary=summary, figures=figures, skipped=skipped, config=run.config, class_names=run.class_names,
         num_runs=len(run.pretrain_runs), num_reference=num_reference, num_queries=num_queries,

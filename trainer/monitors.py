@@ -123,7 +123,7 @@ class StepProgress(keras.callbacks.Callback):
     def __init__(self, total_steps: int, batch_size: int, initial_step: int = 0):
         super().__init__()
         self.total_steps, self.batch_size, self.initial_step = total_steps, batch_size, initial_step
-        self.bar, self.epoch, self.started = None, 0, 0.0
+        self.bar, self.epoch, self.started, self.steps = None, 0, 0.0, initial_step
 
     def on_train_begin(self, logs=None):
         self.bar = progress_bar(total=self.total_steps, initial=self.initial_step, desc="pre-training",
@@ -135,7 +135,8 @@ class StepProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
-        done = self.bar.n - self.initial_step
+        self.steps += 1
+        done = self.steps - self.initial_step
         rate = done * self.batch_size / max(time.perf_counter() - self.started, 1e-9)
         loss = (logs or {}).get("loss")
         self.bar.set_postfix_str(f"epoch {self.epoch}, loss {float(loss):.4f}, {rate:.0f} img/s"
