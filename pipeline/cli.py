@@ -28,16 +28,30 @@ def _cmd_run(args) -> int:
         except SchemaAnomalies as e:
             print(f"simsiam-tfx: error: {e}", file=sys.stderr)
             return 1
-        except Exception as e:
-            if log_path:  # the traceback is in the log; say where
-                print(f"simsiam-tfx: error: {type(e).__name__}: {e} (details: {log_path})", file=sys.stderr)
+        except (ConfigError, KeyboardInterrupt):
             raise
+        except Exception as e:
+            if not log_path:  # --verbose: the traceback as it comes
+                raise
+            return _failed(e, log_path)
     print()
     print(summary.describe(result))
     print(f"  summary: {config.summary_path}")
     if log_path:
         print(f"  log: {log_path}")
     return 0
+
+
+def _failed(error: Exception, log_path: str) -> int:
+    """A failed run under the quiet console: the traceback into the log, one line on the terminal."""
+    import logging
+
+    from simsiam_tfx.pipeline import console
+    logging.getLogger("simsiam_tfx").error("the run failed", exc_info=error)
+    where = f"{console.running_component()} failed: " if console.running_component() else ""
+    message = " ".join(str(error).split())[:300]
+    print(f"simsiam-tfx: error: {where}{type(error).__name__}: {message} (traceback: {log_path})", file=sys.stderr)
+    return 1
 
 
 def _console(args, output_dir: str, log_name: str = "run.log"):

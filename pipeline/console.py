@@ -31,6 +31,11 @@ def expect_components(count: int) -> None:
         _active.total = count
 
 
+def running_component() -> Optional[str]:
+    """The component that started and has not finished (the one that failed, after an error)."""
+    return _active.node if _active is not None else None
+
+
 class ComponentLines(logging.Handler):
     """Turns TFX's component events into `[i/n] Component ... 12.3 s` / `... cached` lines."""
 

@@ -91,7 +91,7 @@ def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -
                                   "neighbours.png")
     figures["embedding"] = _save(_embedding_figure({n: f[1] for n, f in features.items()}, queries[1],
                                                    run.class_names), out, "embedding.png")
-    figures["probe"] = _save(_probe_figure(summary), out, "probe.png")
+    figures["probe"] = _save(_probe_figure(summary, len(run.class_names)), out, "probe.png")
     predictions = _predict(run.classifier_dir, run.raw_examples, MAX_EVAL)
     if predictions is not None:
         figures["confusion"] = _save(_confusion_figure(*predictions, run.class_names), out, "confusion.png")
@@ -343,7 +343,7 @@ def _embedding_figure(features: dict[str, np.ndarray], labels: np.ndarray, class
     return figure
 
 
-def _probe_figure(summary: dict):
+def _probe_figure(summary: dict, num_classes: int = 0):
     import matplotlib.pyplot as plt
     probe = summary.get("probe") or {}
     pretrain = summary.get("pretrain") or {}
@@ -365,6 +365,8 @@ def _probe_figure(summary: dict):
     if evaluator.get("baseline_accuracy") is not None:
         ax.axhline(evaluator["baseline_accuracy"], color="tab:green", linestyle=":", linewidth=1.5,
                    label=f"previous blessed model {evaluator['baseline_accuracy']:.3f}")
+    if num_classes > 1:
+        ax.axhline(1.0 / num_classes, color="grey", linestyle=":", linewidth=1, label=f"chance 1/{num_classes}")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy on eval")
     verdict = "BLESSED" if evaluator.get("blessed") else "not blessed"

@@ -118,12 +118,19 @@ class EpochMonitor(keras.callbacks.Callback):
 
 
 class StepProgress(keras.callbacks.Callback):
-    """A progress bar over all training steps: epoch, loss, images/s and the ETA of the whole run."""
+    """A progress bar over all training steps: epoch, loss, images/s and the ETA of the whole run.
 
-    def __init__(self, total_steps: int, batch_size: int, initial_step: int = 0):
+    Keras hands it the step's logs as tensors (`_supports_tf_logs`); the loss is read (a device
+    sync) only when the visible bar's text is refreshed, at most every `refresh_s`.
+    """
+
+    _supports_tf_logs = True
+
+    def __init__(self, total_steps: int, batch_size: int, initial_step: int = 0, refresh_s: float = 0.5):
         super().__init__()
         self.total_steps, self.batch_size, self.initial_step = total_steps, batch_size, initial_step
         self.bar, self.epoch, self.started, self.steps = None, 0, 0.0, initial_step
+        self.refresh_s, self.refreshed = refresh_s, 0.0
 
     def on_train_begin(self, logs=None):
         self.bar = progress_bar(total=self.total_steps, initial=self.initial_step, desc="pre-training",
@@ -134,13 +141,15 @@ class StepProgress(keras.callbacks.Callback):
         self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
-        self.bar.update(1)
         self.steps += 1
-        done = self.steps - self.initial_step
-        rate = done * self.batch_size / max(time.perf_counter() - self.started, 1e-9)
-        loss = (logs or {}).get("loss")
-        self.bar.set_postfix_str(f"epoch {self.epoch}, loss {float(loss):.4f}, {rate:.0f} img/s"
-                                 if loss is not None else f"epoch {self.epoch}", refresh=False)
+        now = time.perf_counter()
+        if not self.bar.disable and now - self.refreshed >= self.refresh_s:
+            self.refreshed = now
+            rate = (self.steps - self.initial_step) * self.batch_size / max(now - self.started, 1e-9)
+            loss = (logs or {}).get("loss")
+            self.bar.set_postfix_str(f"epoch {self.epoch}, loss {float(loss):.4f}, {rate:.0f} img/s"
+                                     if loss is not None else f"epoch {self.epoch}", refresh=False)
+        self.bar.update(1)
 
     def on_train_end(self, logs=None):
         self.bar.close()

@@ -81,3 +81,20 @@ def test_progress_bars_are_silent_when_output_is_not_a_terminal(tmp_path):
     assert "pre-training" not in done.stdout + done.stderr
     assert "[2/2] Transform from the cache in" in done.stdout
     assert not any(word in done.stdout + done.stderr for word in NOISE)
+
+
+def test_a_failed_run_says_which_component_failed_in_one_line(tmp_path, capfd):
+    from absl import logging as absl_logging
+
+    from simsiam_tfx.pipeline import cli, console
+    with console.quiet(str(tmp_path / "run.log")) as log:
+        absl_logging.info("Component %s is running.", "Transform")
+        try:
+            raise RuntimeError("boom\nsecond line")
+        except RuntimeError as e:
+            code = cli._failed(e, log)
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert err.strip() == f"simsiam-tfx: error: Transform failed: RuntimeError: boom second line (traceback: {log})"
+    assert out.strip() == "[1] Transform ..."
+    assert "Traceback" in (tmp_path / "run.log").read_text()
