@@ -100,7 +100,7 @@ def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -
     _tensorboard(os.path.join(out, "tensorboard"), queries, reference, views, neighbours, features["SimSiam"][1],
                  run.class_names, monitors)
     skipped = _skipped(summary)
-    page = _render(summary, figures, skipped, run, len(reference[0]), len(queries[0]))
+    page = _render(summary, figures, skipped, run, len(reference[0]), len(queries[0]), output_dir)
     path = os.path.join(out, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
@@ -424,12 +424,14 @@ def _tensorboard(log_dir, queries, reference, views, neighbours, eval_features, 
 
 # ---- the page -----------------------------------------------------------------------------
 
-def _render(summary, figures, skipped, run: RunArtifacts, num_reference: int, num_queries: int) -> str:
+def _render(summary, figures, skipped, run: RunArtifacts, num_reference: int, num_queries: int,
+            output_dir: str) -> str:
     import jinja2
     with open(TEMPLATE, encoding="utf-8") as f:
         template = jinja2.Environment(autoescape=True).from_string(f.read())
     return template.render(
-        summary=summary, figures=figures, skipped=skipped, config=run.config, class_names=run.class_names,
+        summary=summary, figures=figures, skipped=skipped, config=run.config, output_dir=output_dir,
+        class_names=run.class_names,
         num_runs=len(run.pretrain_runs), num_reference=num_reference, num_queries=num_queries,
         neighbours=NUM_NEIGHBOURS, generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         summary_json=json.dumps(summary, indent=2, ensure_ascii=False))

@@ -56,11 +56,12 @@ def test_page_shows_every_figure_and_escapes_file_names(tmp_path):
                "rows": [{"item": "<script>alert(1)</script>.jpg", "reason": "empty file"}]}
     figures = {name: f"{name}.png" for name in ("curves", "augmentations", "neighbours", "embedding", "probe", "data")}
     run = report.RunArtifacts(config, ("a", "b"), None, None, None, None, [])
-    page = report._render(summary, figures, skipped, run, 100, 50)
+    page = report._render(summary, figures, skipped, run, 100, 50, "/runs/o<1>")
     for source in figures.values():
         assert f'src="{source}"' in page
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in page
     assert "No served model in this run" in page
+    assert "simsiam-tfx report --output /runs/o&lt;1&gt;" in page
     assert json.loads(page[page.index("<pre>") + 5:page.index("</pre>")].replace("&#34;", '"')) == summary
 
 
