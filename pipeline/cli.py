@@ -19,6 +19,7 @@ def _cmd_run(args) -> int:
     config = config_from_args(args)
     if os.path.exists(config.output_dir) and not os.access(config.output_dir, os.W_OK):
         raise ConfigError(f"output directory {config.output_dir} is not writable")
+    error = None
     with _console(args, config.output_dir) as log_path:
         from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
         from simsiam_tfx.pipeline import summary
@@ -26,14 +27,17 @@ def _cmd_run(args) -> int:
         try:
             result = run_local(config)
         except SchemaAnomalies as e:
-            print(f"simsiam-tfx: error: {e}", file=sys.stderr)
-            return 1
+            error = str(e)
         except (ConfigError, KeyboardInterrupt):
             raise
         except Exception as e:
             if not log_path:  # --verbose: the traceback as it comes
                 raise
-            return _failed(e, log_path)
+            error = _failure(e, log_path)
+    # Printed after the console is restored: onto the streams the caller gave us.
+    if error:
+        print(f"simsiam-tfx: error: {error}", file=sys.stderr)
+        return 1
     print()
     print(summary.describe(result))
     print(f"  summary: {config.summary_path}")
@@ -42,16 +46,16 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _failed(error: Exception, log_path: str) -> int:
-    """A failed run under the quiet console: the traceback into the log, one line on the terminal."""
+def _failure(error: Exception, log_path: str) -> str:
+    """A failed run under the quiet console: the traceback goes into the log; returns one line
+    saying which component failed, how, and where the traceback is."""
     import logging
 
     from simsiam_tfx.pipeline import console
     logging.getLogger("simsiam_tfx").error("the run failed", exc_info=error)
     where = f"{console.running_component()} failed: " if console.running_component() else ""
     message = " ".join(str(error).split())[:300]
-    print(f"simsiam-tfx: error: {where}{type(error).__name__}: {message} (traceback: {log_path})", file=sys.stderr)
-    return 1
+    return f"{where}{type(error).__name__}: {message} (traceback: {log_path})"
 
 
 def _console(args, output_dir: str, log_name: str = "run.log"):

@@ -92,9 +92,7 @@ def test_a_failed_run_says_which_component_failed_in_one_line(tmp_path, capfd):
         try:
             raise RuntimeError("boom\nsecond line")
         except RuntimeError as e:
-            code = cli._failed(e, log)
-    out, err = capfd.readouterr()
-    assert code == 1
-    assert err.strip() == f"simsiam-tfx: error: Transform failed: RuntimeError: boom second line (traceback: {log})"
-    assert out.strip() == "[1] Transform ..."
+            message = cli._failure(e, log)
+    assert message == f"Transform failed: RuntimeError: boom second line (traceback: {log})"
+    assert capfd.readouterr().out.strip() == "[1] Transform ..."
     assert "Traceback" in (tmp_path / "run.log").read_text()
