@@ -28,8 +28,10 @@ def run_fn(fn_args) -> None:
     eval_ds = data.labelled_images(fn_args.eval_files, size, config.probe.batch_size)
 
     encoder = keras.models.load_model(fn_args.base_model, compile=False)
+    sizes = data.count_examples(fn_args.train_files), data.count_examples(fn_args.eval_files)  # for the ETA
     kernel, bias, metrics = probe.probe_with_baseline(encoder, train_ds, eval_ds, num_classes, config.probe.l2,
-                                                      backbone=p.backbone, width=p.width, image_size=size)
+                                                      backbone=p.backbone, width=p.width, image_size=size,
+                                                      sizes=sizes)
     print(f"[probe] eval accuracy {metrics['accuracy']:.4f} (train {metrics['train_accuracy']:.4f}); random-init "
           f"encoder {metrics['random_init_accuracy']:.4f}; gain {metrics['gain_over_random_init']:+.4f}", flush=True)
     if config.probe.supervised_epochs > 0:

@@ -20,7 +20,8 @@ def _cmd_run(args) -> int:
     from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
     from simsiam_tfx.pipeline import run_lock, summary
     from simsiam_tfx.pipeline.local_runner import run_local
-    with run_lock.exclusive_output(config.output_dir):
+    error = None
+    with run_lock.exclusive_output(config.output_dir), _console(args, config.output_dir) as log_path:
         abandoned = run_lock.cancel_abandoned_executions(config.metadata_path)
         if abandoned:
             print(f"marked {abandoned} execution(s) left running by a killed run as CANCELED in MLMD", flush=True)
@@ -32,12 +33,71 @@ def _cmd_run(args) -> int:
             message = " ".join(str(e).split()) or type(e).__name__
             summary.write({"status": "failed", "error": f"{type(e).__name__}: {message}"[:2000]}, config.summary_path)
             if isinstance(e, SchemaAnomalies):
-                print(f"simsiam-tfx: error: {e}", file=sys.stderr)
-                return 1
-            raise
+                error = str(e)
+            elif isinstance(e, (ConfigError, KeyboardInterrupt)) or not log_path:  # --verbose: the traceback
+                raise
+            else:
+                error = _failure(e, log_path)
+    # Printed after the console is restored: onto the streams the caller gave us.
+    if error:
+        print(f"simsiam-tfx: error: {error}", file=sys.stderr)
+        return 1
     print()
     print(summary.describe(result))
     print(f"  summary: {config.summary_path}")
+    if log_path:
+        print(f"  log: {log_path}")
+    return 0
+
+
+def _failure(error: Exception, log_path: str) -> str:
+    """A failed run under the quiet console: the traceback goes into the log; returns one line
+    saying which component failed, how, and where the traceback is."""
+    import logging
+
+    from simsiam_tfx.pipeline import console
+    logging.getLogger("simsiam_tfx").error("the run failed", exc_info=error)
+    where = f"{console.running_component()} failed: " if console.running_component() else ""
+    message = " ".join(str(error).split())[:300]
+    return f"{where}{type(error).__name__}: {message} (traceback: {log_path})"
+
+
+def _console(args, output_dir: str, log_name: str = "run.log"):
+    """The quiet console (pipeline/console.py) unless --verbose; yields the log's path or None."""
+    import contextlib
+
+    from simsiam_tfx.pipeline import console
+    if getattr(args, "verbose", False):
+        return contextlib.nullcontext(None)
+    return console.quiet(os.path.join(output_dir, "logs", log_name))
+
+
+def _cmd_report(args) -> int:
+    from simsiam_tfx.config import PipelineConfig
+    from simsiam_tfx.pipeline import report
+    if not os.path.exists(os.path.join(args.output, "metadata.sqlite")):
+        raise ConfigError(f"{args.output} holds no run (no metadata.sqlite); pass a run's --output folder")
+    with _console(args, args.output, "report.log"):
+        path = report.write_report(args.output, args.pipeline_name or PipelineConfig().pipeline_name)
+    if path is None:
+        return 1
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_infer(args) -> int:
+    from simsiam_tfx.pipeline import inference
+    predict = args.command == "predict"
+    formats = inference.PREDICT_FORMATS if predict else inference.EMBED_FORMATS
+    inference.output_format(args.to, formats)  # a wrong suffix fails before the model loads
+    model = args.model or inference.newest_pushed_model(args.output)
+    with _console(args, args.output, "embed.log" if not predict else "predict.log"):
+        result = inference.run(args.images, model, args.to, args.batch_size, predict)
+    reasons = ", ".join(f"{n} {r}" for r, n in result["skipped_by_reason"].items())
+    print(f"{args.command}: {result['written']} images -> {result['to']} (model {result['model']})"
+          + (f"; skipped {result['skipped']} ({reasons})" if result["skipped"] else ""))
+    if not predict and args.to.endswith(".npy"):
+        print(f"  file names, one per row: {inference.files_list_path(args.to)}")
     return 0
 
 
@@ -64,6 +124,11 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _add_verbose(parser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow, absl, Beam and TFX logging on the console (default: in <output>/logs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from simsiam_tfx import __version__
     parser = argparse.ArgumentParser(
@@ -76,7 +141,38 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run the whole pipeline locally with LocalDagRunner. Writes TFX artifacts, "
                                      "the MLMD store, the pushed model and run_summary.json under --output.")
     add_flags(run)
+    _add_verbose(run)
     run.set_defaults(func=_cmd_run)
+
+    report = sub.add_parser(
+        "report", help="(re-)make the run report <output>/report/index.html from an output folder",
+        description="Build the run report (training curves, augmented views, nearest neighbours, embedding map, "
+                    "probe and gate, confusion matrix, data) from an output folder's MLMD store and artifacts, "
+                    "and the TensorBoard image summaries and projector under <output>/report/tensorboard.")
+    report.add_argument("--output", metavar="DIR", default="outputs", help="the run's --output folder")
+    report.add_argument("--pipeline-name", default=None, help=argparse.SUPPRESS)
+    _add_verbose(report)
+    report.set_defaults(func=_cmd_report)
+
+    for name, what, formats in (
+            ("embed", "embeddings (one row per image, with its file name)", "npy, parquet or csv"),
+            ("predict", "class name, class id and probability per image", "csv or jsonl")):
+        infer = sub.add_parser(
+            name, help=f"images -> {what}",
+            description=f"Images -> {what}, streamed in batches. IMAGES is a folder (searched recursively), a glob, "
+                        "a TFRecord file of tf.Examples with an `image` bytes feature (.tfrecord[.gz]) or one image. "
+                        "Every image is checked as the pipeline checks it; unreadable files are skipped with their "
+                        "reason.")
+        infer.add_argument("images", metavar="IMAGES")
+        infer.add_argument("--to", metavar="FILE", required=True, help=f"output file: {formats} (by its suffix)")
+        infer.add_argument("--model", metavar="DIR", default=None,
+                           help="a SavedModel: a pushed model, LinearProbe's model"
+                                + (" or SimSiamPretrain's encoder" if name == "embed" else "")
+                                + " (default: the newest pushed model under --output)")
+        infer.add_argument("--output", metavar="DIR", default="outputs", help="the run's --output folder")
+        infer.add_argument("--batch-size", type=int, default=64)
+        _add_verbose(infer)
+        infer.set_defaults(func=_cmd_infer)
 
     plan = sub.add_parser(
         "sources", help="write the data plan (sources.json) that ExampleGen reads, e.g. for Kubeflow/Vertex runs",

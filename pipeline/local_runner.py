@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from simsiam_tfx.config import PipelineConfig
-from simsiam_tfx.pipeline import summary
+from simsiam_tfx.pipeline import console, report, summary
 
 
 def run_local(config: PipelineConfig) -> dict[str, Any]:
@@ -24,7 +24,10 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
     pipeline = create_pipeline(
         config, input_base, plan.num_classes, plan.class_names,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    console.expect_components(len(pipeline.components))
     tfx.orchestration.LocalDagRunner().run(pipeline)
     result = {"status": "succeeded", **summary.build(config, plan.description, time.perf_counter() - start)}
+    summary.write(result, config.summary_path)
+    result["report"] = report.write_report(config.output_dir, config.pipeline_name, result)
     summary.write(result, config.summary_path)
     return result

@@ -182,4 +182,6 @@ def describe(summary: dict[str, Any]) -> str:
         why = "; ".join(ev.get("failures") or []) or "see the Evaluator's validation result"
         lines.append(f"  evaluator: accuracy {acc}, floor {ev['threshold']}: NOT blessed ({why})")
     lines.append(f"  pushed model: {summary['pushed_model'] or 'none (nothing pushed; earlier pushes are untouched)'}")
+    if summary.get("report"):
+        lines.append(f"  report: {summary['report']}")
     return "\n".join(lines)

@@ -108,9 +108,24 @@ else
   say "installing the locked dependency set (requirements.lock); the first time takes a few minutes"
   "$venv/bin/python" -m pip install -q --upgrade pip==25.3 setuptools==80.9.0 wheel==0.45.1
   "$venv/bin/python" -m pip install -q --no-deps -r "$lock"
-  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e ".[test]"
   "$venv/bin/python" -m pip check >/dev/null || { "$venv/bin/python" -m pip check; die "installed set is inconsistent"; }
   echo "$lock_hash" > "$stamp"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. With --test (./simsiam test, CI): Chromium from the distribution's packages, for the run
+#    report's browser test. Without root/apt the test is skipped and says why.
+# ---------------------------------------------------------------------------------------------
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if can_be_root && command -v apt-get >/dev/null; then
+    say "installing Chromium (headless) for the run report's browser test"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q chromium >/dev/null \
+      || say "apt-get could not install chromium: the browser test will be skipped"
+  else
+    say "no Chromium and no root/apt to install it: the run report's browser test will be skipped"
+  fi
 fi
 "$venv/bin/python" -c 'import tfx, tensorflow as tf; print("setup: ready: tfx", tfx.__version__, "tensorflow", tf.__version__)' 2>/dev/null \
   || die "TFX does not import in $venv (run $venv/bin/python -c 'import tfx' to see why)"

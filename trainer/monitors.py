@@ -1,8 +1,12 @@
-"""Training monitors: kNN accuracy of the features and collapse detection, once per epoch."""
+"""Training monitors: kNN accuracy of the features and collapse detection, once per epoch; the
+progress bars; TensorBoard image summaries and the projector export of embeddings."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+import os
+import sys
+import time
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -53,12 +57,38 @@ def is_collapsed(z_std: float, dim: int, loss: float, ratio: float = 0.1) -> boo
     return z_std < ratio * healthy_z_std(dim) or loss <= -0.999
 
 
-def extract_features(encoder: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Encoder features in inference mode (BatchNorm uses its moving statistics) and labels."""
+def progress_bar(**kwargs):
+    """A tqdm bar on stderr, silent when stderr is not a terminal (CI logs stay short)."""
+    from tqdm import tqdm
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("disable", None)  # None: off when `file` is not a TTY
+    kwargs.setdefault("leave", False)
+    if _terminal_columns(kwargs["file"]) > 0:
+        kwargs.setdefault("dynamic_ncols", True)
+    else:  # a terminal of unknown width (a bare pseudo-terminal) would get an empty bar
+        kwargs.setdefault("ncols", 100)
+    return tqdm(**kwargs)
+
+
+def _terminal_columns(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def extract_features(encoder: keras.Model, dataset: tf.data.Dataset, desc: Optional[str] = None,
+                     total: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder features in inference mode (BatchNorm uses its moving statistics) and labels.
+
+    With `desc`, shows a progress bar in images (`total` of them, when known: then with an ETA).
+    """
     feats, labels = [], []
-    for images, y in dataset:
-        feats.append(encoder(images, training=False).numpy())
-        labels.append(y.numpy())
+    with progress_bar(desc=desc, total=total, unit="img", disable=None if desc else True) as bar:
+        for images, y in dataset:
+            feats.append(encoder(images, training=False).numpy())
+            labels.append(y.numpy())
+            bar.update(len(labels[-1]))
     return np.concatenate(feats).astype(np.float32), np.concatenate(labels).reshape(-1)
 
 
@@ -95,6 +125,98 @@ class EpochMonitor(keras.callbacks.Callback):
         self.writer.flush()
         self.history.append(row)
         knn = f" knn={row['knn_accuracy']:.3f}" if "knn_accuracy" in row else ""
-        print(f"[pretrain] epoch {epoch + 1}: loss={row['loss']:.4f} z_std={row['z_std']:.4f} "
-              f"(healthy {healthy_z_std(self.dim):.4f}) lr={row['learning_rate']:.4g}{knn}"
-              f"{'  COLLAPSED' if row['collapsed'] else ''}", flush=True)
+        # tqdm.write keeps a progress bar on the terminal intact below the line.
+        from tqdm import tqdm
+        tqdm.write(f"[pretrain] epoch {epoch + 1}: loss={row['loss']:.4f} z_std={row['z_std']:.4f} "
+                   f"(healthy {healthy_z_std(self.dim):.4f}) lr={row['learning_rate']:.4g}{knn}"
+                   f"{'  COLLAPSED' if row['collapsed'] else ''}", file=sys.stdout)
+        sys.stdout.flush()
+
+
+class StepProgress(keras.callbacks.Callback):
+    """A progress bar over all training steps: epoch, loss, images/s and the ETA of the whole run.
+
+    Keras hands it the step's logs as tensors (`_supports_tf_logs`); the loss is read (a device
+    sync) only when the visible bar's text is refreshed, at most every `refresh_s`.
+    """
+
+    _supports_tf_logs = True
+
+    def __init__(self, total_steps: int, batch_size: int, initial_step: int = 0, refresh_s: float = 0.5):
+        super().__init__()
+        self.total_steps, self.batch_size, self.initial_step = total_steps, batch_size, initial_step
+        self.bar, self.epoch, self.started, self.steps = None, 0, 0.0, initial_step
+        self.refresh_s, self.refreshed = refresh_s, 0.0
+
+    def on_train_begin(self, logs=None):
+        self.bar = progress_bar(total=self.total_steps, initial=self.initial_step, desc="pre-training",
+                                unit="step", leave=False)
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        now = time.perf_counter()
+        if not self.bar.disable and now - self.refreshed >= self.refresh_s:
+            self.refreshed = now
+            rate = (self.steps - self.initial_step) * self.batch_size / max(now - self.started, 1e-9)
+            loss = (logs or {}).get("loss")
+            self.bar.set_postfix_str(f"epoch {self.epoch}, loss {float(loss):.4f}, {rate:.0f} img/s"
+                                     if loss is not None else f"epoch {self.epoch}", refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def image_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 2) -> np.ndarray:
+    """Equal-sized float [0, 1] (H, W, 3) images, row by row -> one (H', W', 3) image, white gaps."""
+    height, width = rows[0][0].shape[:2]
+    columns = max(len(r) for r in rows)
+    grid = np.ones((len(rows) * (height + pad) + pad, columns * (width + pad) + pad, 3), np.float32)
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            y, x = pad + i * (height + pad), pad + j * (width + pad)
+            grid[y:y + height, x:x + width] = image
+    return grid
+
+
+def write_image_summaries(log_dir: str, images: dict[str, np.ndarray], step: int = 0) -> None:
+    """Float [0, 1] (H, W, 3) images as TensorBoard image summaries (the Images tab)."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(step=step):
+        for name, image in images.items():
+            tf.summary.image(name, image[np.newaxis], max_outputs=1)
+    writer.close()
+
+
+def export_projector(log_dir: str, embeddings: np.ndarray, labels: Sequence[str],
+                     thumbnails: Optional[np.ndarray] = None, name: str = "eval_embedding") -> str:
+    """Embeddings (N, D), a label per row and optional (N, h, w, 3) float thumbnails -> a folder
+    TensorBoard's Projector tab reads: a checkpoint of the embedding, metadata.tsv, a sprite and
+    projector_config.pbtxt. Returns the checkpoint path."""
+    from PIL import Image
+    from tensorboard.plugins import projector
+
+    tf.io.gfile.makedirs(log_dir)
+    with open(os.path.join(log_dir, "metadata.tsv"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{str(label).replace(chr(9), ' ').replace(chr(10), ' ')}\n" for label in labels))
+    variable = tf.Variable(np.asarray(embeddings, np.float32), name=name)
+    path = tf.train.Checkpoint(embedding=variable).save(os.path.join(log_dir, "embedding.ckpt"))
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+    embedding.metadata_path = "metadata.tsv"
+    if thumbnails is not None and len(thumbnails):
+        side = math.ceil(math.sqrt(len(thumbnails)))
+        h, w = thumbnails.shape[1:3]
+        sprite = np.ones((side * h, side * w, 3), np.float32)
+        for i, thumb in enumerate(thumbnails):
+            sprite[(i // side) * h:(i // side + 1) * h, (i % side) * w:(i % side + 1) * w] = thumb
+        Image.fromarray(np.round(sprite * 255).astype(np.uint8)).save(os.path.join(log_dir, "sprite.png"))
+        embedding.sprite.image_path = "sprite.png"
+        embedding.sprite.single_image_dim.extend([w, h])
+    projector.visualize_embeddings(log_dir, config)
+    return path

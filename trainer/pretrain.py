@@ -287,6 +287,9 @@ def _train(run: _Run, inputs: PretrainData, log_dir: str, checkpoint_dir: str | 
                 simsiam, checkpoint_dir, monitor,
                 write_dir=os.path.join(run.scratch, "checkpoints") if run.scratch else None)
         callbacks.append(EpochCheckpoint(manager, epoch_var, monitor))
+    if run.scratch is None:  # the chief shows the progress bar
+        callbacks.append(monitors.StepProgress(p.epochs * run.steps_per_epoch, run.batch_size,
+                                               initial_epoch * run.steps_per_epoch))
     start = time.perf_counter()
     if initial_epoch < p.epochs:
         simsiam.fit(views, epochs=p.epochs, initial_epoch=initial_epoch, steps_per_epoch=run.steps_per_epoch,

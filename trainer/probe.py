@@ -45,10 +45,16 @@ def accuracy(kernel: np.ndarray, bias: np.ndarray, features: np.ndarray, labels:
     return float(np.mean(np.argmax(features @ kernel + bias, axis=1) == labels))
 
 
-def probe_encoder(encoder: keras.Model, train_ds, eval_ds, num_classes: int, l2: float):
-    """Fits the probe on `train_ds` features; returns (kernel, bias, eval accuracy, train accuracy)."""
-    train_x, train_y = monitors.labelled(*monitors.extract_features(encoder, train_ds))
-    eval_x, eval_y = monitors.labelled(*monitors.extract_features(encoder, eval_ds))
+def probe_encoder(encoder: keras.Model, train_ds, eval_ds, num_classes: int, l2: float, name: str = "encoder",
+                  sizes: tuple[int, int] | None = None):
+    """Fits the probe on `train_ds` features; returns (kernel, bias, eval accuracy, train accuracy).
+    Unlabelled examples (-1) are left out.
+
+    `name` and `sizes` (examples in train_ds and eval_ds) label the feature extraction's progress bars."""
+    sizes = sizes or (None, None)
+    train_x, train_y = monitors.labelled(*monitors.extract_features(encoder, train_ds, f"{name} features, probe_train",
+                                                                    sizes[0]))
+    eval_x, eval_y = monitors.labelled(*monitors.extract_features(encoder, eval_ds, f"{name} features, eval", sizes[1]))
     kernel, bias = fit_linear_probe(train_x, train_y, num_classes, l2)
     return kernel, bias, accuracy(kernel, bias, eval_x, eval_y), accuracy(kernel, bias, train_x, train_y)
 
@@ -64,13 +70,18 @@ def build_classifier(encoder: keras.Model, kernel: np.ndarray, bias: np.ndarray)
     return keras.Model(images, {"probabilities": probabilities, "embedding": embedding}, name="classifier")
 
 
+def random_init_encoder(backbone: str, width: int, image_size: int) -> keras.Model:
+    """The untrained baseline encoder: the same architecture, a fixed seed (the same every run)."""
+    keras.utils.set_random_seed(RANDOM_INIT_SEED)
+    return backbones.build_encoder(backbone, image_size, width)
+
+
 def probe_with_baseline(encoder: keras.Model, train_ds, eval_ds, num_classes: int, l2: float, *,
-                        backbone: str, width: int, image_size: int):
+                        backbone: str, width: int, image_size: int, sizes: tuple[int, int] | None = None):
     """Probes `encoder`, and a randomly initialised encoder of the same architecture on the same
     splits; returns (kernel, bias, metrics) with the gain of the first over the second."""
-    kernel, bias, eval_acc, train_acc = probe_encoder(encoder, train_ds, eval_ds, num_classes, l2)
-    keras.utils.set_random_seed(RANDOM_INIT_SEED)
-    random_encoder = backbones.build_encoder(backbone, image_size, width)
-    _, _, random_acc, _ = probe_encoder(random_encoder, train_ds, eval_ds, num_classes, l2)
+    kernel, bias, eval_acc, train_acc = probe_encoder(encoder, train_ds, eval_ds, num_classes, l2, "SimSiam", sizes)
+    random_encoder = random_init_encoder(backbone, width, image_size)
+    _, _, random_acc, _ = probe_encoder(random_encoder, train_ds, eval_ds, num_classes, l2, "random-init", sizes)
     return kernel, bias, {"accuracy": eval_acc, "train_accuracy": train_acc, "random_init_accuracy": random_acc,
                           "gain_over_random_init": eval_acc - random_acc, "l2": l2}

@@ -66,8 +66,7 @@ def test_a_failed_run_leaves_a_summary_that_says_so(tmp_path, monkeypatch):
     def fail(config):
         raise RuntimeError("disk full")
     monkeypatch.setattr("simsiam_tfx.pipeline.local_runner.run_local", fail)
-    with pytest.raises(RuntimeError):
-        cli.main(["run", "--output", str(tmp_path)])
+    assert cli.main(["run", "--output", str(tmp_path)]) == 1
     summary = json.loads((tmp_path / "run_summary.json").read_text())
     assert summary == {"status": "failed", "error": "RuntimeError: disk full"}
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
+import tf_keras as keras
 
 from simsiam_tfx.trainer import monitors
 
@@ -50,3 +52,53 @@ def test_unlabelled_examples_are_neither_neighbours_nor_queries():
     test = np.array([[1, 0.05], [0.05, 1], [1, 0]], np.float32)
     # With -1 as a class the first query's nearest neighbour would vote for "class -1".
     assert monitors.knn_accuracy(train, train_y, test, np.array([0, 1, -1]), k=1) == 1.0
+
+
+def test_image_grid_places_every_image_with_white_gaps():
+    red, blue = np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 3), np.float32)
+    red[..., 0], blue[..., 2] = 1.0, 1.0
+    grid = monitors.image_grid([[red, blue], [blue]], pad=1)
+    assert grid.shape == (2 * 5 + 1, 2 * 5 + 1, 3)
+    np.testing.assert_array_equal(grid[1:5, 1:5], red)
+    np.testing.assert_array_equal(grid[1:5, 6:10], blue)
+    np.testing.assert_array_equal(grid[6:10, 1:5], blue)
+    assert (grid[6:10, 6:10] == 1.0).all() and (grid[0] == 1.0).all()  # empty cell and gap stay white
+
+
+def test_image_summaries_and_projector_export_are_readable_by_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins import projector
+    from google.protobuf import text_format
+
+    monitors.write_image_summaries(str(tmp_path), {"report/preview": np.full((6, 9, 3), 0.5, np.float32)})
+    events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    assert "report/preview" in events.Tags()["tensors"]
+
+    embeddings = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    folder = tmp_path / "projector"
+    checkpoint = monitors.export_projector(str(folder), embeddings, ["a", "b", "a", "c", "b"],
+                                           thumbnails=np.zeros((5, 4, 4, 3), np.float32))
+    config = text_format.Parse((folder / "projector_config.pbtxt").read_text(), projector.ProjectorConfig())
+    assert config.embeddings[0].metadata_path == "metadata.tsv" and config.embeddings[0].sprite.image_path
+    assert (folder / "metadata.tsv").read_text().splitlines() == ["a", "b", "a", "c", "b"]
+    restored = tf.train.load_variable(checkpoint, config.embeddings[0].tensor_name)
+    np.testing.assert_allclose(restored, embeddings)
+
+
+def test_step_progress_runs_inside_fit_and_counts_every_step():
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+    model.compile("sgd", "mse")
+    progress = monitors.StepProgress(total_steps=6, batch_size=4, initial_step=0)
+    x = np.zeros((8, 2), np.float32)
+    model.fit(x, x[:, :1], batch_size=4, epochs=3, verbose=0, callbacks=[progress])
+    assert progress.steps == 6 and progress.epoch == 3
+
+
+def test_extract_features_with_a_progress_label_returns_the_same_features():
+    encoder = keras.Sequential([keras.layers.Dense(3, input_shape=(2,))])
+    ds = tf.data.Dataset.from_tensor_slices((np.ones((5, 2), np.float32), np.arange(5))).batch(2)
+    plain, labels = monitors.extract_features(encoder, ds)
+    labelled, _ = monitors.extract_features(encoder, ds, "features", total=5)
+    np.testing.assert_array_equal(plain, labelled)
+    np.testing.assert_array_equal(labels, np.arange(5))

@@ -1,0 +1,80 @@
+"""Tests of simsiam_tfx.pipeline.report's parts (the whole report on a real run: tests/e2e/test_report.py)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.pipeline import report
+
+
+def history(losses):
+    return [{"epoch": i + 1, "loss": loss, "learning_rate": 0.1 / (i + 1), "z_std": 0.1, "knn_accuracy": 0.1 * i}
+            for i, loss in enumerate(losses)]
+
+
+def test_a_report_that_cannot_be_built_says_so_in_one_line(tmp_path, capsys):
+    assert report.write_report(str(tmp_path), "simsiam-tfx") is None
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 1 and said[0].startswith("report: not written (FileNotFoundError: ")
+
+
+def test_curves_show_every_run_side_by_side(tmp_path):
+    figure = report._curves_figure([(3, history([0.0, -0.5])), (9, history([-0.1, -0.6, -0.8]))],
+                                   {"pretrain": {"z_std_healthy": 0.125}})
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["run 3", "run 9 (this run)", "floor −1 (collapse)"]
+    assert "1/√d = 0.125" in figure.axes[2].get_legend_handles_labels()[1]
+    assert report._save(figure, str(tmp_path), "curves.png") == "curves.png"
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_nearest_neighbours_by_cosine_similarity():
+    reference = np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], np.float32)
+    queries = np.array([[10, 1], [0, 3]], np.float32)
+    np.testing.assert_array_equal(report._nearest(reference, queries, 2), [[0, 2], [1, 2]])
+
+
+def test_augmentation_preview_is_seeded_and_changes_the_images():
+    config = PipelineConfig()
+    images = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype(np.float32)
+    first, second = report._augmentation_preview(images, config), report._augmentation_preview(images, config)
+    np.testing.assert_array_equal(first[0], second[0])
+    assert first[0].shape == (4, 32, 32, 3) and not np.allclose(first[0], first[1])
+
+
+def test_page_shows_every_figure_and_escapes_file_names(tmp_path):
+    config = PipelineConfig(output_dir=str(tmp_path))
+    summary = {"dataset": "shapes", "run_id": "r1", "seconds_total": 12.0,
+               "pretrain": {"epochs": 2, "final_loss": -0.5, "z_std": 0.1, "z_std_healthy": 0.125, "collapsed": False,
+                            "knn_accuracy": 0.3},
+               "probe": {"accuracy": 0.4, "random_init_accuracy": 0.1},
+               "evaluator": {"accuracy": 0.4, "threshold": 0.14, "blessed": True, "failures": []},
+               "pushed_model": None, "examples": {"skipped": 1}}
+    skipped = {"count": 1, "by_reason": {"empty file": 1}, "report": "x.jsonl",
+               "rows": [{"item": "<script>alert(1)</script>.jpg", "reason": "empty file"}]}
+    figures = {name: f"{name}.png" for name in ("curves", "augmentations", "neighbours", "embedding", "probe", "data")}
+    run = report.RunArtifacts(config, ("a", "b"), None, None, None, None, [])
+    page = report._render(summary, figures, skipped, run, 100, 50, "/runs/o<1>")
+    for source in figures.values():
+        assert f'src="{source}"' in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in page
+    assert "No served model in this run" in page
+    assert "simsiam-tfx report --output /runs/o&lt;1&gt;" in page
+    assert json.loads(page[page.index("<pre>") + 5:page.index("</pre>")].replace("&#34;", '"')) == summary
+
+
+def test_probe_figure_draws_the_floor_and_the_previous_blessed_model():
+    figure = report._probe_figure({"probe": {"accuracy": 0.4, "random_init_accuracy": 0.1, "supervised_accuracy": 0.6},
+                                   "pretrain": {"knn_accuracy": 0.3},
+                                   "evaluator": {"threshold": 0.14, "baseline_accuracy": 0.35, "blessed": True}})
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["SimSiam\nlinear probe", "random-init\nlinear probe",
+                                                             "SimSiam\nkNN", "supervised\nfrom scratch"]
+    assert ax.get_legend_handles_labels()[1] == ["Evaluator floor 0.14", "previous blessed model 0.350"]
+
+
+@pytest.mark.parametrize("name", ["report.html"])
+def test_the_template_ships_with_the_package(name):
+    assert os.path.exists(os.path.join(os.path.dirname(report.__file__), "templates", name))
