@@ -6,10 +6,10 @@ executors not implemented"). What the Evaluator must compare with is, in the end
 served: the newest version under the Pusher's destination. So one portable mechanism serves every
 runner (LocalDagRunner, KFP, Vertex), a plain container step reading the push destination:
 
-- `PushedBaseline` (inputs: the candidate model) copies the newest pushed version into its output
-  Model artifact, or leaves it empty before the first push. Taking the candidate as input ties its
-  cache key to the candidate: whenever a new model is trained, the lookup runs again, and when the
-  candidate is a cache hit, Evaluator and Pusher are cache hits too, so a stale baseline is never used.
+- `PushedBaseline` copies the newest pushed version into its output Model artifact, or leaves it
+  empty before the first push. It is never cached (pipeline.UNCACHED_NODES): the push destination
+  changes outside the pipeline's inputs. Its input, the candidate model, only orders it right
+  before the Evaluator.
 - `EvaluatorExecutor`: TFX's Evaluator, told "no baseline" when that artifact is empty (the change
   threshold is then rubber-stamped by TFX, the accuracy floor still applies).
 - `PusherExecutor`: TFX's Pusher, but a model whose content is already the newest pushed version is
@@ -117,7 +117,7 @@ def copy_tree(source: str, destination: str) -> None:
 # ---- the baseline lookup --------------------------------------------------------------------
 class PushedBaselineSpec(ComponentSpec):
     PARAMETERS = {"push_destination": ExecutionParameter(type=pusher_pb2.PushDestination)}
-    INPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}  # the candidate (cache key only)
+    INPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}  # the candidate (ordering only)
     OUTPUTS = {"baseline_model": ChannelParameter(type=standard_artifacts.Model)}
 
 

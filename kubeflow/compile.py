@@ -48,7 +48,7 @@ _DESCRIPTION = "simsiam-tfx, compiled for {target}"
 class KubeflowConfig:
     """What only the Kubeflow/Vertex deployment needs; the pipeline itself is PipelineConfig."""
     image: str = ""
-    gpu_image: str = ""  # kubeflow/Dockerfile.gpu; the Trainers run it when trainer_gpus > 0
+    gpu_image: str = ""  # kubeflow/Dockerfile with LOCK=requirements-gpu.lock; the Trainers run it when trainer_gpus > 0
     pipeline_root: str = ""  # gs://bucket/path (Vertex) or any object-store URI the KFP cluster reads
     input_base: str = ""  # default data location; a runtime parameter, so runs may override it
     trainer_cpu: float | None = None  # vCPUs per Trainer
@@ -67,11 +67,11 @@ class KubeflowConfig:
             raise ConfigError(f"--pipeline-root must be a URI the cluster can reach (gs://...), "
                               f"got {self.pipeline_root!r}")
         if self.trainer_gpus > 0 and not self.gpu_image:
-            raise ConfigError("--trainer-gpus needs --gpu-image (built from kubeflow/Dockerfile.gpu): the CPU image "
+            raise ConfigError("--trainer-gpus needs --gpu-image (kubeflow/Dockerfile built with --build-arg LOCK=requirements-gpu.lock): the CPU image "
                               "has no CUDA libraries and TensorFlow would not see the GPUs")
         if self.trainer_gpus > 0 and self.gpu_image == self.image:
-            raise ConfigError("--gpu-image is the same as --image: the Trainers need the image built from "
-                              "kubeflow/Dockerfile.gpu")
+            raise ConfigError("--gpu-image is the same as --image: the Trainers need the GPU image (--build-arg "
+                              "LOCK=requirements-gpu.lock)")
         if self.trainer_gpus < 0 or (self.trainer_cpu or 0) < 0 or (self.trainer_memory or 0) < 0:
             raise ConfigError("trainer resources must be non-negative")
         return self
@@ -169,7 +169,10 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
 def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str) -> None:
     """Our entrypoint, the GPU image and accelerator name per target; a KFP spec is checked to
     hold only what the open-source backend runs."""
+    from simsiam_tfx.pipeline.pipeline import UNCACHED_NODES
     spec["pipelineInfo"]["description"] = _DESCRIPTION.format(target=target)
+    for name in UNCACHED_NODES:
+        spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
     for name, executor in spec["deploymentSpec"]["executors"].items():
         if target == "kfp" and not set(executor) <= set(KFP_EXECUTOR_KINDS):
             raise ConfigError(f"executor {name} is a {', '.join(executor)}: open-source KFP runs only "
