@@ -102,6 +102,17 @@ def _evaluation(evaluation_uri: str) -> dict[str, Any]:
     return result
 
 
+def _data_record(examples: Optional[metadata_store_pb2.Artifact]) -> dict[str, Any]:
+    """What ExampleGen recorded about the data this run read (components/example_gen.record_plan)."""
+    if examples is None or "class_names" not in examples.custom_properties:
+        return {}
+    props = examples.custom_properties
+    return {"class_names": json.loads(props["class_names"].string_value),
+            "fingerprint": props["data_fingerprint"].string_value,
+            "description": props["data_description"].string_value,
+            "examples_uri": examples.uri}
+
+
 def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[str, Any]:
     record = RunRecord(config.metadata_path, config.pipeline_name)
     summary: dict[str, Any] = {"dataset": dataset, "run_id": record.run_id, "components": record.states(),
@@ -115,6 +126,7 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
         summary["examples"]["skipped"] = int(props["skipped_count"].int_value)
         summary["examples"]["skipped_by_reason"] = json.loads(props["skipped_by_reason"].string_value)
         summary["examples"]["skipped_report"] = props["skipped_report"].string_value
+    summary["data"] = _data_record(examples)
 
     pretrain_model_run = record.output("SimSiamPretrain", "model_run")
     pretrain = _read_json(os.path.join(pretrain_model_run.uri, "pretrain_metrics.json")) if pretrain_model_run else None
@@ -134,9 +146,15 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     evaluator["blessed"] = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
     summary["evaluator"] = evaluator
 
+    baseline = record.output("PushedBaseline", "baseline_model")
+    evaluator["baseline_version"] = (int(baseline.custom_properties["pushed_version"].int_value) or None
+                                     if baseline is not None and "pushed_version" in baseline.custom_properties else None)
+
     pushed = record.output("Pusher", "pushed_model")
     was_pushed = bool(pushed and pushed.custom_properties["pushed"].int_value == 1)
     summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value if was_pushed else None
+    if pushed is not None and "already_pushed_version" in pushed.custom_properties:
+        summary["already_served_version"] = int(pushed.custom_properties["already_pushed_version"].int_value)
     summary["seconds_total"] = seconds_total
     return summary
 
