@@ -48,7 +48,8 @@ def check_gpus(requested: int) -> None:
     seen = len(tf.config.list_physical_devices("GPU"))
     if seen < requested:
         raise ConfigError(f"{requested} GPU(s) requested for this Trainer but TensorFlow sees {seen}: "
-                          f"run the GPU image (kubeflow/Dockerfile built with --build-arg LOCK=requirements-gpu.lock) on a GPU node")
+                          f"run the GPU image (kubeflow/Dockerfile, --build-arg LOCK=requirements-gpu.lock) "
+                          f"on a GPU node")
 
 
 class Executor(trainer_executor.GenericExecutor):

@@ -228,7 +228,8 @@ def _add_compile_parser(subparsers) -> None:
     c.add_argument("--trainer-cpu", type=float, help="vCPUs per Trainer")
     c.add_argument("--trainer-memory", type=float, help="memory per Trainer in GB")
     c.add_argument("--trainer-gpus", type=int, default=0, help="GPUs per Trainer (default: 0)")
-    c.add_argument("--gpu-image", help="GPU image (kubeflow/Dockerfile, --build-arg LOCK=requirements-gpu.lock), run by the Trainers when "
+    c.add_argument("--gpu-image", help="GPU image (kubeflow/Dockerfile, --build-arg LOCK=requirements-gpu.lock), "
+                                       "run by the Trainers when "
                                        "--trainer-gpus > 0 (required then)")
     c.add_argument("--gpu-type", help="accelerator: a Vertex name (default NVIDIA_TESLA_T4) or, for --target "
                                       "kfp, a Kubernetes resource name (default nvidia.com/gpu; Vertex "

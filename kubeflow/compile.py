@@ -48,7 +48,7 @@ _DESCRIPTION = "simsiam-tfx, compiled for {target}"
 class KubeflowConfig:
     """What only the Kubeflow/Vertex deployment needs; the pipeline itself is PipelineConfig."""
     image: str = ""
-    gpu_image: str = ""  # kubeflow/Dockerfile with LOCK=requirements-gpu.lock; the Trainers run it when trainer_gpus > 0
+    gpu_image: str = ""  # kubeflow/Dockerfile, LOCK=requirements-gpu.lock; the Trainers' image when trainer_gpus > 0
     pipeline_root: str = ""  # gs://bucket/path (Vertex) or any object-store URI the KFP cluster reads
     input_base: str = ""  # default data location; a runtime parameter, so runs may override it
     trainer_cpu: float | None = None  # vCPUs per Trainer
@@ -67,7 +67,8 @@ class KubeflowConfig:
             raise ConfigError(f"--pipeline-root must be a URI the cluster can reach (gs://...), "
                               f"got {self.pipeline_root!r}")
         if self.trainer_gpus > 0 and not self.gpu_image:
-            raise ConfigError("--trainer-gpus needs --gpu-image (kubeflow/Dockerfile built with --build-arg LOCK=requirements-gpu.lock): the CPU image "
+            raise ConfigError("--trainer-gpus needs --gpu-image (kubeflow/Dockerfile built with --build-arg "
+                              "LOCK=requirements-gpu.lock): the CPU image "
                               "has no CUDA libraries and TensorFlow would not see the GPUs")
         if self.trainer_gpus > 0 and self.gpu_image == self.image:
             raise ConfigError("--gpu-image is the same as --image: the Trainers need the GPU image (--build-arg "

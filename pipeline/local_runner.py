@@ -34,7 +34,8 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
     input_base = sources.write_plan(plan, config.data_root)
     print(f"data: {plan.description}; {plan.num_classes} classes; plan {input_base}/{sources.PLAN_FILE}", flush=True)
     pipeline = create_pipeline(
-        config, input_base, metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+        config, input_base,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_ir(pipeline))
     result = summary.build(config, plan.description, time.perf_counter() - start)
     summary.write(result, config.summary_path)

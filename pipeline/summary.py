@@ -147,8 +147,9 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     summary["evaluator"] = evaluator
 
     baseline = record.output("PushedBaseline", "baseline_model")
-    evaluator["baseline_version"] = (int(baseline.custom_properties["pushed_version"].int_value) or None
-                                     if baseline is not None and "pushed_version" in baseline.custom_properties else None)
+    has_version = baseline is not None and "pushed_version" in baseline.custom_properties
+    evaluator["baseline_version"] = int(baseline.custom_properties["pushed_version"].int_value) or None \
+        if has_version else None
 
     pushed = record.output("Pusher", "pushed_model")
     was_pushed = bool(pushed and pushed.custom_properties["pushed"].int_value == 1)

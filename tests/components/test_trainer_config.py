@@ -36,7 +36,7 @@ def test_class_names_come_only_from_the_data_plan():
 
 def test_image_size_must_match_the_plan_and_augmentation_follows_it_unless_set():
     custom = trainer_config.custom_config(compiled_config())
-    with pytest.raises(ConfigError, match="made for --image-size 32 but the pipeline was compiled with --image-size 48"):
+    with pytest.raises(ConfigError, match="made for --image-size 32 but the pipeline was compiled with --image-size"):
         trainer_config.read(trainer_config.with_data_plan(custom, {**PLAN, "image_size": 32}))
     assert trainer_config.read(trainer_config.with_data_plan(custom, PLAN)).config.data.augment == "cifar"
     explicit = compiled_config()

@@ -75,8 +75,8 @@ def task_order(spec: dict[str, Any]) -> list[str]:
 
     def upstream(name: str) -> set[str]:
         task = tasks[name]
-        producers = {a["taskOutputArtifact"]["producerTask"] for a in task.get("inputs", {}).get("artifacts", {}).values()
-                     if "taskOutputArtifact" in a}
+        artifacts = task.get("inputs", {}).get("artifacts", {}).values()
+        producers = {a["taskOutputArtifact"]["producerTask"] for a in artifacts if "taskOutputArtifact" in a}
         return set(task.get("dependentTasks", [])) | producers
 
     order: list[str] = []
