@@ -200,5 +200,8 @@ def describe(summary: dict[str, Any]) -> str:
     else:
         why = "; ".join(ev.get("failures") or []) or "see the Evaluator's validation result"
         lines.append(f"  evaluator: accuracy {acc}, floor {ev['threshold']}: NOT blessed ({why})")
-    lines.append(f"  pushed model: {summary['pushed_model'] or 'none (nothing pushed; earlier pushes are untouched)'}")
+    if summary.get("already_served_version"):
+        lines.append(f"  pushed model: none (this model is already served as version {summary['already_served_version']})")
+    else:
+        lines.append(f"  pushed model: {summary['pushed_model'] or 'none (nothing pushed; earlier pushes are untouched)'}")
     return "\n".join(lines)
