@@ -86,7 +86,8 @@ def _describe_failure(failure) -> str:
     return failure.message or str(threshold).replace("\n", " ")
 
 
-def _evaluation(evaluation_uri: str) -> dict[str, Any]:
+def evaluation_result(evaluation_uri: str) -> dict[str, Any]:
+    """Accuracy of the candidate (and of the baseline, when there was one) and the failed thresholds."""
     import tensorflow_model_analysis as tfma
     result: dict[str, Any] = {"accuracy": None, "baseline_accuracy": None, "failures": []}
     for metrics in tfma.load_metrics(evaluation_uri):
@@ -140,7 +141,7 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
 
     evaluation = record.output("Evaluator", "evaluation")
     blessing = record.output("Evaluator", "blessing")
-    evaluator = _evaluation(evaluation.uri) if evaluation else {"accuracy": None, "failures": []}
+    evaluator = evaluation_result(evaluation.uri) if evaluation else {"accuracy": None, "failures": []}
     evaluator["threshold"] = config.eval.min_accuracy
     evaluator["max_regression"] = config.eval.max_regression
     evaluator["blessed"] = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)

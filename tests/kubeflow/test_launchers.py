@@ -21,6 +21,7 @@ from simsiam_tfx.components.pushed_models import PUSH_RECORD, pushed_versions
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.kubeflow.compile import (PARAM_EVAL_CONFIG, PARAM_INPUT_BASE, KubeflowConfig, compile_pipeline,
                                           load_spec)
+from simsiam_tfx.pipeline.summary import evaluation_result
 from tests.kubeflow.launcher import Launcher, TaskFailed
 
 ROOT = "gs://emulated-bucket/simsiam"
@@ -66,6 +67,10 @@ def blessed(run, local_root) -> bool:
     return os.path.exists(os.path.join(uri, "BLESSED"))
 
 
+def evaluation(run) -> dict:
+    return evaluation_result(run.artifact("Evaluator", "evaluation")["uri"])
+
+
 def pushed(run) -> bool:
     return int(run.artifact("Pusher", "pushed_model")["metadata"].get("pushed", 0)) == 1
 
@@ -83,6 +88,7 @@ def test_compiled_pipeline_runs_blesses_pushes_and_gates_under_each_launcher(tmp
     first = launcher.run(parameters)
     assert set(first.states.values()) == {"executed"}
     assert blessed(first, local_root) and pushed(first)
+    assert evaluation(first)["baseline_accuracy"] is None  # nothing pushed before: floor only
     if target == "kfp":  # inputs arrived untyped, and our entrypoint restored them
         assert "restored the declared types" in first.logs["StatisticsGen"]
     [version] = pushed_versions(serving_dir)
@@ -100,10 +106,15 @@ def test_compiled_pipeline_runs_blesses_pushes_and_gates_under_each_launcher(tmp
         assert second.states[task] == "cached", task
     assert second.states["PushedBaseline"] == "executed"  # reads the push destination every run
     assert blessed(second, local_root) and not pushed(second)  # the same model: not a new version
+    # Compared with the pushed model, which is the same model.
+    assert evaluation(second)["baseline_accuracy"] == pytest.approx(evaluation(second)["accuracy"])
     assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
 
     third = launcher.run({**parameters, PARAM_EVAL_CONFIG: impossible_eval_config(spec)})
     assert not blessed(third, local_root) and not pushed(third)
+    result = evaluation(third)
+    assert result["baseline_accuracy"] is not None
+    assert any("against the last blessed model" in failure for failure in result["failures"]), result
     assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
 
 
