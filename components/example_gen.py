@@ -139,7 +139,7 @@ class Executor(BaseExampleGenExecutor):
         raise NotImplementedError("this ExampleGen reads its sources.json plan in GenerateExamplesByBeam")
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
-        plan = sources.load_plan(exec_properties["input_base"])
+        plan = self._plan(exec_properties)
         checked, skipped = {}, [pipeline | "PlanSkipped" >> beam.Create(
             [json.dumps(s, ensure_ascii=False) for s in plan.skipped])]
         for index, source in enumerate(dict.fromkeys(r.source() for split in SPLITS for r in plan.splits[split])):
@@ -179,6 +179,7 @@ class Executor(BaseExampleGenExecutor):
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))  # always these three (see create)
         report = os.path.join(examples.uri, SKIPPED_REPORT)
+        plan = self._plan(exec_properties)
         with self._make_beam_pipeline() as pipeline:
             splits = self.GenerateExamplesByBeam(pipeline, {**exec_properties, _REPORT_PROPERTY: report})
             for name in SPLITS:
@@ -196,6 +197,21 @@ class Executor(BaseExampleGenExecutor):
         examples.set_int_custom_property("skipped_count", sum(reasons.values()))
         examples.set_string_custom_property("skipped_by_reason", json.dumps(dict(reasons), sort_keys=True))
         examples.set_string_custom_property("skipped_report", report)
+        record_plan(examples, plan)
+
+    def _plan(self, exec_properties) -> sources.SourcePlan:
+        return sources.load_plan(exec_properties["input_base"])
+
+
+def record_plan(examples, plan: sources.SourcePlan) -> None:
+    """What the Trainers and the run summary need to know about the data this run read
+    (components/data_aware_trainer.py reads class_names, image_size and augment back)."""
+    examples.set_string_custom_property("class_names", json.dumps(plan.class_names, ensure_ascii=False))
+    examples.set_int_custom_property("num_classes", plan.num_classes)
+    examples.set_int_custom_property("image_size", plan.image_size)
+    examples.set_string_custom_property("augment", plan.augment)
+    examples.set_string_custom_property("data_fingerprint", plan.content_fingerprint)
+    examples.set_string_custom_property("data_description", plan.description)
 
 
 def create(input_base) -> FileBasedExampleGen:

@@ -65,6 +65,10 @@ class SourcePlan:
     description: str
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)  # found while planning
     content_fingerprint: str = ""
+    # What the plan was made for (0 / "": unknown, an older plan). The Trainers check the image size
+    # against the compiled pipeline's and take the augmentation when the pipeline leaves it open.
+    image_size: int = 0
+    augment: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, ensure_ascii=False)
@@ -235,7 +239,8 @@ def plan(data: DataConfig, data_root: str) -> SourcePlan:
         description = f"pre-train on {pretrain_description}; probe and evaluate on {probe_description}"
     # Pre-training never sees labels, even where the source has them.
     splits["pretrain"] = [dataclasses.replace(r, labelled=False) for r in splits["pretrain"]]
-    result = SourcePlan(splits=splits, class_names=classes, description=description, skipped=skipped)
+    result = SourcePlan(splits=splits, class_names=classes, description=description, skipped=skipped,
+                        image_size=data.image_size, augment=data.augment_preset())
     result.content_fingerprint = content_fingerprint(result)
     return result
 

@@ -47,7 +47,7 @@ def _cmd_compile(args) -> int:
     from simsiam_tfx.pipeline.flags import config_from_args
     kconfig = KubeflowConfig(
         image=args.image, pipeline_root=args.pipeline_root, input_base=args.input_base or "",
-        num_classes=args.num_classes, trainer_cpu=args.trainer_cpu, trainer_memory=args.trainer_memory,
+        gpu_image=args.gpu_image or "", trainer_cpu=args.trainer_cpu, trainer_memory=args.trainer_memory,
         trainer_gpus=args.trainer_gpus, gpu_type=args.gpu_type, beam_pipeline_args=args.beam_arg)
     path = compile_pipeline(config_from_args(args), kconfig, args.output, args.target)
     print(f"compiled for {args.target}: {path}")
@@ -76,8 +76,7 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
     if args.epochs is not None or args.min_accuracy is not None or args.max_regression is not None:
         # Rebuilt through the builders that rendered them at compile time, so they are validated and
         # rendered the same way; settings not named here keep their compiled values.
-        settings = trainer_config.read(json.loads(values.get(kc.PARAM_TRAINER_CONFIG) or "{}"))
-        config = settings.config
+        config, gpus = trainer_config.compiled(json.loads(values.get(kc.PARAM_TRAINER_CONFIG) or '{"config": {}}'))
         config.eval = eval_settings(values.get(kc.PARAM_EVAL_CONFIG) or "{}")
         if args.epochs is not None:
             config.pretrain.epochs = args.epochs
@@ -87,8 +86,7 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
             config.eval.max_regression = args.max_regression
         config.validate()
         if args.epochs is not None:
-            values[kc.PARAM_TRAINER_CONFIG] = trainer_config.custom_config_json(config, settings.num_classes,
-                                                                                settings.class_names)
+            values[kc.PARAM_TRAINER_CONFIG] = trainer_config.custom_config_json(config, gpus)
             changed.add(kc.PARAM_TRAINER_CONFIG)
         if args.min_accuracy is not None or args.max_regression is not None:
             values[kc.PARAM_EVAL_CONFIG] = eval_config_json(config.eval)
@@ -120,7 +118,7 @@ def _package(args) -> tuple[str, dict[str, Any]]:
     from simsiam_tfx.kubeflow.compile import load_spec
     if not args.package.endswith((".yaml", ".yml")):
         raise ConfigError(f"{args.package}: KFP needs the .yaml from `compile --target kfp`")
-    return args.package, load_spec(args.package)
+    return args.package, load_spec(args.package, "kfp")
 
 
 def _cmd_kfp(args) -> int:
@@ -164,7 +162,7 @@ def vertex_job(args, credentials=None):
         raise ConfigError("--project is required for Vertex AI")
     if not args.region:
         raise ConfigError("--region is required for Vertex AI (e.g. europe-west4)")
-    spec = load_spec(args.template)
+    spec = load_spec(args.template, "vertex")
     return aiplatform.PipelineJob(
         display_name=args.display_name or spec["pipelineInfo"]["name"], template_path=args.template,
         pipeline_root=args.pipeline_root, parameter_values=run_arguments(spec, args),
@@ -216,9 +214,8 @@ def register(subparsers) -> None:
 
 
 def _add_compile_parser(subparsers) -> None:
-    from simsiam_tfx.kubeflow.compile import TARGETS, KubeflowConfig
+    from simsiam_tfx.kubeflow.compile import TARGETS
     from simsiam_tfx.pipeline.flags import add_flags
-    d = KubeflowConfig()
     c = subparsers.add_parser("compile", help="compile for Kubeflow Pipelines (.yaml) or Vertex AI (.json)",
                               description="Compile the pipeline offline (no credentials). Runtime parameters: "
                                           "input_base, trainer_config, eval_config.")
@@ -228,11 +225,15 @@ def _add_compile_parser(subparsers) -> None:
     c.add_argument("--pipeline-root", required=True, help="gs://bucket/path for artifacts and pushed models")
     c.add_argument("--output", required=True, metavar="FILE", help="output file: .yaml (kfp) or .json (vertex)")
     c.add_argument("--input-base", help="default data plan folder holding sources.json (default: <pipeline-root>/data)")
-    c.add_argument("--num-classes", type=int, default=d.num_classes, help="label classes (default: 10)")
     c.add_argument("--trainer-cpu", type=float, help="vCPUs per Trainer")
     c.add_argument("--trainer-memory", type=float, help="memory per Trainer in GB")
     c.add_argument("--trainer-gpus", type=int, default=0, help="GPUs per Trainer (default: 0)")
-    c.add_argument("--gpu-type", default=d.gpu_type, help=f"accelerator type (default: {d.gpu_type})")
+    c.add_argument("--gpu-image", help="GPU image (kubeflow/Dockerfile, --build-arg LOCK=requirements-gpu.lock), "
+                                       "run by the Trainers when "
+                                       "--trainer-gpus > 0 (required then)")
+    c.add_argument("--gpu-type", help="accelerator: a Vertex name (default NVIDIA_TESLA_T4) or, for --target "
+                                      "kfp, a Kubernetes resource name (default nvidia.com/gpu; Vertex "
+                                      "names become nvidia.com/gpu, the node pool picks the model)")
     c.add_argument("--beam-arg", action="append", metavar="FLAG",
                    help="Beam flag for the Beam components, repeatable (e.g. --beam-arg=--runner=DataflowRunner)")
     c.set_defaults(func=_cmd_compile)

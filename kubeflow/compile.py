@@ -11,6 +11,16 @@ the floor in the Evaluator's EvalConfig) is not substituted. So:
   - eval_config     (str): the Evaluator's whole EvalConfig JSON (accuracy floor, allowed regression).
 `run_parameters()` renders the last two from a PipelineConfig, so the CLI can change epochs or the
 floor per run without the user writing JSON.
+
+After TFX's compiler, per target (`finish_spec`):
+  - every step runs our entrypoint (kubeflow/entrypoint.py), which restores the input types the
+    open-source KFP driver leaves out, then runs TFX's;
+  - the Trainers run the GPU image when GPUs are requested, with the accelerator named as the
+    target reads it: Vertex's machine-spec names (NVIDIA_TESLA_T4, ...), while the open-source KFP
+    driver uses the type verbatim as the Kubernetes resource name (backend/src/v2/driver/driver.go,
+    `res.Limits[k8score.ResourceName(acceleratorType)]`), so there it is `nvidia.com/gpu`;
+  - a KFP spec is checked to hold only `container` and `importer` executors, the only kinds the
+    open-source backend runs (backend/src/v2/compiler/argocompiler/dag.go).
 """
 from __future__ import annotations
 
@@ -26,19 +36,25 @@ PARAM_INPUT_BASE = "input_base"
 PARAM_TRAINER_CONFIG = "trainer_config"
 PARAM_EVAL_CONFIG = "eval_config"
 TARGETS = ("kfp", "vertex")
+ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
+TRAINER_EXECUTORS = ("SimSiamPretrain_executor", "LinearProbe_executor")
+KFP_EXECUTOR_KINDS = ("container", "importer")
+VERTEX_DEFAULT_GPU = "NVIDIA_TESLA_T4"
+KFP_GPU_RESOURCE = "nvidia.com/gpu"
+_DESCRIPTION = "simsiam-tfx, compiled for {target}"
 
 
 @dataclasses.dataclass
 class KubeflowConfig:
     """What only the Kubeflow/Vertex deployment needs; the pipeline itself is PipelineConfig."""
     image: str = ""
+    gpu_image: str = ""  # kubeflow/Dockerfile, LOCK=requirements-gpu.lock; the Trainers' image when trainer_gpus > 0
     pipeline_root: str = ""  # gs://bucket/path (Vertex) or any object-store URI the KFP cluster reads
     input_base: str = ""  # default data location; a runtime parameter, so runs may override it
-    num_classes: int = 10
     trainer_cpu: float | None = None  # vCPUs per Trainer
     trainer_memory: float | None = None  # GB per Trainer
     trainer_gpus: int = 0
-    gpu_type: str = "NVIDIA_TESLA_T4"  # Vertex accelerator name; KFP passes it to the node selector
+    gpu_type: str | None = None  # None: the target's default (VERTEX_DEFAULT_GPU / KFP_GPU_RESOURCE)
     # Beam flags for StatisticsGen/Transform/Evaluator...; None keeps PipelineConfig's (in-process).
     beam_pipeline_args: list[str] | None = None
 
@@ -50,11 +66,27 @@ class KubeflowConfig:
         if "://" not in self.pipeline_root:
             raise ConfigError(f"--pipeline-root must be a URI the cluster can reach (gs://...), "
                               f"got {self.pipeline_root!r}")
-        if self.num_classes < 2:
-            raise ConfigError(f"--num-classes must be >= 2, got {self.num_classes}")
+        if self.trainer_gpus > 0 and not self.gpu_image:
+            raise ConfigError("--trainer-gpus needs --gpu-image (kubeflow/Dockerfile built with --build-arg "
+                              "LOCK=requirements-gpu.lock): the CPU image "
+                              "has no CUDA libraries and TensorFlow would not see the GPUs")
+        if self.trainer_gpus > 0 and self.gpu_image == self.image:
+            raise ConfigError("--gpu-image is the same as --image: the Trainers need the GPU image (--build-arg "
+                              "LOCK=requirements-gpu.lock)")
         if self.trainer_gpus < 0 or (self.trainer_cpu or 0) < 0 or (self.trainer_memory or 0) < 0:
             raise ConfigError("trainer resources must be non-negative")
         return self
+
+    def accelerator(self, target: str) -> str:
+        """The accelerator type as `target` reads it."""
+        name = self.gpu_type or (KFP_GPU_RESOURCE if target == "kfp" else VERTEX_DEFAULT_GPU)
+        if target == "kfp":
+            # A Vertex name cannot be a Kubernetes resource; the GPU model is the node pool's.
+            return KFP_GPU_RESOURCE if name.startswith("NVIDIA_") else name
+        if "/" in name:
+            raise ConfigError(f"--gpu-type {name!r} is a Kubernetes resource name; Vertex AI needs an accelerator "
+                              f"name such as {VERTEX_DEFAULT_GPU} or NVIDIA_L4")
+        return name
 
     def data_location(self) -> str:
         return self.input_base or self.pipeline_root.rstrip("/") + "/data"
@@ -65,7 +97,7 @@ def run_parameters(config: PipelineConfig, kconfig: KubeflowConfig) -> dict[str,
     from simsiam_tfx.components.trainer_config import custom_config_json
     from simsiam_tfx.pipeline.pipeline import eval_config_json
     return {PARAM_INPUT_BASE: kconfig.data_location(),
-            PARAM_TRAINER_CONFIG: custom_config_json(config, kconfig.num_classes),
+            PARAM_TRAINER_CONFIG: custom_config_json(config, kconfig.trainer_gpus),
             PARAM_EVAL_CONFIG: eval_config_json(config.eval)}
 
 
@@ -77,7 +109,7 @@ def resource_spec(kconfig: KubeflowConfig):
     if kconfig.trainer_memory:
         spec.memory_limit = kconfig.trainer_memory
     if kconfig.trainer_gpus:
-        spec.accelerator.type = kconfig.gpu_type
+        spec.accelerator.type = kconfig.accelerator("vertex")  # finish_spec names it per target
         spec.accelerator.count = kconfig.trainer_gpus
     return spec
 
@@ -100,7 +132,8 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig):
                                 eval_config=params[PARAM_EVAL_CONFIG])
     resources = resource_spec(kconfig) if (kconfig.trainer_cpu or kconfig.trainer_memory or kconfig.trainer_gpus) \
         else None
-    pipeline = create_pipeline(config, "", kconfig.num_classes, runtime=runtime, trainer_platform_config=resources)
+    pipeline = create_pipeline(config, "", runtime=runtime, trainer_platform_config=resources,
+                               trainer_gpus=kconfig.trainer_gpus)
     return pipeline, defaults
 
 
@@ -124,6 +157,7 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
     # TFX leaves the root parameters without defaults; KFP would then demand every value on each run.
     for name, value in defaults.items():
         spec["root"]["inputDefinitions"]["parameters"][name].update(defaultValue=value, isOptional=True)
+    finish_spec(spec, kconfig, target)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         if target == "kfp":
@@ -133,8 +167,36 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
     return output
 
 
-def load_spec(path: str) -> dict[str, Any]:
-    """Reads a compiled file back: the PipelineSpec dict, from either format."""
+def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str) -> None:
+    """Our entrypoint, the GPU image and accelerator name per target; a KFP spec is checked to
+    hold only what the open-source backend runs."""
+    from simsiam_tfx.pipeline.pipeline import UNCACHED_NODES
+    spec["pipelineInfo"]["description"] = _DESCRIPTION.format(target=target)
+    for name in UNCACHED_NODES:
+        spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        if target == "kfp" and not set(executor) <= set(KFP_EXECUTOR_KINDS):
+            raise ConfigError(f"executor {name} is a {', '.join(executor)}: open-source KFP runs only "
+                              f"{' and '.join(KFP_EXECUTOR_KINDS)} executors")
+        container = executor.get("container")
+        if container is None:
+            continue
+        container["command"] = list(ENTRYPOINT)
+        accelerator = container.get("resources", {}).get("accelerator")
+        if name in TRAINER_EXECUTORS and accelerator:
+            container["image"] = kconfig.gpu_image
+            accelerator["type"] = kconfig.accelerator(target)
+
+
+def spec_target(spec: dict[str, Any]) -> str | None:
+    """The target a spec was compiled for (None: not compiled by this version)."""
+    description = spec.get("pipelineInfo", {}).get("description", "")
+    return next((t for t in TARGETS if description == _DESCRIPTION.format(target=t)), None)
+
+
+def load_spec(path: str, target: str | None = None) -> dict[str, Any]:
+    """Reads a compiled file back: the PipelineSpec dict, from either format; with `target`, a
+    file compiled for another target is refused."""
     import yaml
     try:
         with open(path) as f:
@@ -143,4 +205,9 @@ def load_spec(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read pipeline file {path}: {e.strerror}") from None
     if not isinstance(data, dict) or not ("pipelineSpec" in data or "root" in data):
         raise ConfigError(f"{path} is not a compiled pipeline (no pipelineSpec/root)")
-    return data.get("pipelineSpec", data)
+    spec = data.get("pipelineSpec", data)
+    compiled_for = spec_target(spec)
+    if target and compiled_for and compiled_for != target:
+        raise ConfigError(f"{path} was compiled for --target {compiled_for}, not {target}: "
+                          f"recompile with --target {target}")
+    return spec

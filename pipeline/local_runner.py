@@ -9,6 +9,18 @@ from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.pipeline import console, report, summary
 
 
+def pipeline_ir(pipeline):
+    """The compiled pipeline, with the cache off for the nodes that read outside state."""
+    from tfx.dsl.compiler import compiler
+
+    from simsiam_tfx.pipeline.pipeline import UNCACHED_NODES
+    ir = compiler.Compiler().compile(pipeline)
+    for node in ir.nodes:
+        if node.pipeline_node.node_info.id in UNCACHED_NODES:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    return ir
+
+
 def run_local(config: PipelineConfig) -> dict[str, Any]:
     from tfx import v1 as tfx
 
@@ -22,10 +34,10 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
     input_base = sources.write_plan(plan, config.data_root)
     print(f"data: {plan.description}; {plan.num_classes} classes; plan {input_base}/{sources.PLAN_FILE}", flush=True)
     pipeline = create_pipeline(
-        config, input_base, plan.num_classes, plan.class_names,
+        config, input_base,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     console.expect_components(len(pipeline.components))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_ir(pipeline))
     result = {"status": "succeeded", **summary.build(config, plan.description, time.perf_counter() - start)}
     summary.write(result, config.summary_path)
     result["report"] = report.write_report(config.output_dir, config.pipeline_name, result)

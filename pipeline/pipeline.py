@@ -2,7 +2,11 @@
 
     ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> StopOnAnomalies -> Transform
       -> SimSiamPretrain (Trainer) -> LinearProbe (Trainer, base_model = pre-trained encoder)
-      -> Resolver (latest blessed model) -> Evaluator (accuracy floor, no regression) -> Pusher
+      -> PushedBaseline (the served model) -> Evaluator (accuracy floor, no regression) -> Pusher
+
+No Resolver: open-source Kubeflow Pipelines runs only container and importer steps, so the
+Evaluator's baseline is looked up by a container step (components/pushed_models.py), the same on
+every runner. Class names come from the data at run time (components/data_aware_trainer.py).
 
 Every runner (local, Kubeflow, Vertex) builds its pipeline here. Values a cluster run may change per
 run enter as TFX RuntimeParameters through `RuntimeParameters`; without them, the values come from
@@ -16,9 +20,11 @@ from typing import Any
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from simsiam_tfx.components import example_gen as example_gen_component
-from simsiam_tfx.components import trainer_config
+from simsiam_tfx.components import pushed_models, trainer_config
+from simsiam_tfx.components.data_aware_trainer import DataAwareTrainer
 from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
 from simsiam_tfx.config import EvalConfig, PipelineConfig
 from simsiam_tfx.features import LABEL_KEY, PREDICTION_KEY, SPLITS
@@ -26,6 +32,9 @@ from simsiam_tfx.features import LABEL_KEY, PREDICTION_KEY, SPLITS
 PRETRAIN_RUN_FN = "simsiam_tfx.components.simsiam_pretrain.run_fn"
 PROBE_RUN_FN = "simsiam_tfx.components.linear_probe.run_fn"
 PREPROCESSING_FN = "simsiam_tfx.components.preprocessing.preprocessing_fn"
+# Never cached on any runner: it reads the push destination, which changes outside the pipeline's
+# inputs (local_runner.py and kubeflow/compile.py switch its cache off).
+UNCACHED_NODES = ("PushedBaseline",)
 # TFMA needs a strictly negative change bound to allow "equal"; this stands for zero.
 _ZERO_REGRESSION = 1e-10
 
@@ -113,22 +122,23 @@ class RuntimeParameters:
     eval_config: Any
 
 
-def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int, class_names=None, *,
-                    runtime: RuntimeParameters | None = None, trainer_platform_config=None,
+def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: RuntimeParameters | None = None,
+                    trainer_platform_config=None, trainer_gpus: int = 0,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """`input_base`: a folder holding the sources.json plan (components/sources.py); `class_names`
-    (label order) become the served model's `class_name` output (default: "0", "1", ...).
+    """`input_base`: a folder holding the sources.json plan (components/sources.py).
     `runtime` replaces `input_base` and the values built from `config` by runtime parameters;
-    `trainer_platform_config` (e.g. a KFP ResourceSpec) is given to both Trainers."""
+    `trainer_platform_config` (e.g. a KFP ResourceSpec) is given to both Trainers, which fail at
+    once when `trainer_gpus` were requested and TensorFlow sees fewer."""
     if runtime:
         input_base = runtime.input_base
-    custom = runtime.trainer_config if runtime else trainer_config.custom_config(config, num_classes, class_names)
+    custom = runtime.trainer_config if runtime else trainer_config.custom_config(config, trainer_gpus)
     data = data_stages(config, input_base)
     example_gen, schema_gen, transform = data.example_gen, data.schema_gen, data.transform
 
-    pretrain = tfx.components.Trainer(
+    pretrain = DataAwareTrainer(
         run_fn=PRETRAIN_RUN_FN,
         examples=transform.outputs["transformed_examples"],
+        data_examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["pretrain"]),
@@ -136,9 +146,10 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int, c
         eval_args=tfx.proto.EvalArgs(splits=["probe_train", "eval"]),
         custom_config=custom).with_id("SimSiamPretrain")
 
-    probe = tfx.components.Trainer(
+    probe = DataAwareTrainer(
         run_fn=PROBE_RUN_FN,
         examples=transform.outputs["transformed_examples"],
+        data_examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         base_model=pretrain.outputs["model"],
@@ -146,24 +157,26 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int, c
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=custom).with_id("LinearProbe")
 
-    latest_blessed = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("LatestBlessedModelResolver")
+    push_destination = tfx.proto.PushDestination(
+        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir))
+    baseline = pushed_models.PushedBaseline(model=probe.outputs["model"],
+                                            push_destination=push_destination).with_id("PushedBaseline")
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=probe.outputs["model"],
-        baseline_model=latest_blessed.outputs["model"],
+        baseline_model=baseline.outputs["baseline_model"],
         example_splits=["eval"],
         eval_config=runtime.eval_config if runtime else eval_config(config.eval))
+    # Evaluator takes no custom executor argument; its executor is swapped before the Pipeline adds
+    # the Beam flags to every Beam executor spec.
+    evaluator.executor_spec = executor_spec.BeamExecutorSpec(pushed_models.EvaluatorExecutor)
 
     pusher = tfx.components.Pusher(
         model=probe.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
+        push_destination=push_destination,
+        custom_executor_spec=executor_spec.ExecutorClassSpec(pushed_models.PusherExecutor))
 
     if trainer_platform_config is not None:
         for trainer in (pretrain, probe):
@@ -171,7 +184,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, num_classes: int, c
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=data.components() + [pretrain, probe, latest_blessed, evaluator, pusher],
+        components=data.components() + [pretrain, probe, baseline, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args))

@@ -86,7 +86,8 @@ def _describe_failure(failure) -> str:
     return failure.message or str(threshold).replace("\n", " ")
 
 
-def _evaluation(evaluation_uri: str) -> dict[str, Any]:
+def evaluation_result(evaluation_uri: str) -> dict[str, Any]:
+    """Accuracy of the candidate (and of the baseline, when there was one) and the failed thresholds."""
     import tensorflow_model_analysis as tfma
     result: dict[str, Any] = {"accuracy": None, "baseline_accuracy": None, "failures": []}
     for metrics in tfma.load_metrics(evaluation_uri):
@@ -102,6 +103,17 @@ def _evaluation(evaluation_uri: str) -> dict[str, Any]:
     return result
 
 
+def _data_record(examples: Optional[metadata_store_pb2.Artifact]) -> dict[str, Any]:
+    """What ExampleGen recorded about the data this run read (components/example_gen.record_plan)."""
+    if examples is None or "class_names" not in examples.custom_properties:
+        return {}
+    props = examples.custom_properties
+    return {"class_names": json.loads(props["class_names"].string_value),
+            "fingerprint": props["data_fingerprint"].string_value,
+            "description": props["data_description"].string_value,
+            "examples_uri": examples.uri}
+
+
 def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[str, Any]:
     record = RunRecord(config.metadata_path, config.pipeline_name)
     summary: dict[str, Any] = {"dataset": dataset, "run_id": record.run_id, "components": record.states(),
@@ -115,6 +127,7 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
         summary["examples"]["skipped"] = int(props["skipped_count"].int_value)
         summary["examples"]["skipped_by_reason"] = json.loads(props["skipped_by_reason"].string_value)
         summary["examples"]["skipped_report"] = props["skipped_report"].string_value
+    summary["data"] = _data_record(examples)
 
     pretrain_model_run = record.output("SimSiamPretrain", "model_run")
     pretrain = _read_json(os.path.join(pretrain_model_run.uri, "pretrain_metrics.json")) if pretrain_model_run else None
@@ -128,15 +141,22 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
 
     evaluation = record.output("Evaluator", "evaluation")
     blessing = record.output("Evaluator", "blessing")
-    evaluator = _evaluation(evaluation.uri) if evaluation else {"accuracy": None, "failures": []}
+    evaluator = evaluation_result(evaluation.uri) if evaluation else {"accuracy": None, "failures": []}
     evaluator["threshold"] = config.eval.min_accuracy
     evaluator["max_regression"] = config.eval.max_regression
     evaluator["blessed"] = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
     summary["evaluator"] = evaluator
 
+    baseline = record.output("PushedBaseline", "baseline_model")
+    has_version = baseline is not None and "pushed_version" in baseline.custom_properties
+    evaluator["baseline_version"] = int(baseline.custom_properties["pushed_version"].int_value) or None \
+        if has_version else None
+
     pushed = record.output("Pusher", "pushed_model")
     was_pushed = bool(pushed and pushed.custom_properties["pushed"].int_value == 1)
     summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value if was_pushed else None
+    if pushed is not None and "already_pushed_version" in pushed.custom_properties:
+        summary["already_served_version"] = int(pushed.custom_properties["already_pushed_version"].int_value)
     summary["seconds_total"] = seconds_total
     return summary
 
@@ -181,7 +201,10 @@ def describe(summary: dict[str, Any]) -> str:
     else:
         why = "; ".join(ev.get("failures") or []) or "see the Evaluator's validation result"
         lines.append(f"  evaluator: accuracy {acc}, floor {ev['threshold']}: NOT blessed ({why})")
-    lines.append(f"  pushed model: {summary['pushed_model'] or 'none (nothing pushed; earlier pushes are untouched)'}")
+    if summary.get("already_served_version"):
+        lines.append(f"  pushed model: none (this model is already served as version {summary['already_served_version']})")
+    else:
+        lines.append(f"  pushed model: {summary['pushed_model'] or 'none (nothing pushed; earlier pushes are untouched)'}")
     if summary.get("report"):
         lines.append(f"  report: {summary['report']}")
     return "\n".join(lines)

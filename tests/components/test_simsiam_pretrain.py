@@ -26,7 +26,9 @@ p.epochs, p.width, p.batch_size, p.knn_k = 2, 2, 16, 5
 trainer_dir = os.path.join(sys.argv[2], "SimSiamPretrain")
 serving_model_dir = os.path.join(trainer_dir, "model", "7", "Format-Serving")
 simsiam_pretrain.run_fn(types.SimpleNamespace(
-    custom_config=trainer_config.custom_config(config, 10), train_files=[sys.argv[1]],
+    custom_config=trainer_config.with_data_plan(trainer_config.custom_config(config),
+                                                {"class_names": [str(i) for i in range(10)]}),
+    train_files=[sys.argv[1]],
     eval_files=[sys.argv[3], sys.argv[3]], model_run_dir=os.path.join(trainer_dir, "model_run", "7"),
     serving_model_dir=serving_model_dir))
 # TFX's Trainer executor fails every worker, the chief's helpers too, if this is missing now.

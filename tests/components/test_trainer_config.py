@@ -4,21 +4,42 @@ import json
 import pytest
 
 from simsiam_tfx.components import trainer_config
-from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.config import ConfigError, PipelineConfig
+
+PLAN = {"class_names": ["cat", "dog", "café ☕"], "image_size": 48, "augment": "cifar"}
+
+
+def compiled_config() -> PipelineConfig:
+    config = PipelineConfig()
+    config.pretrain.epochs, config.data.image_size = 3, 48
+    return config
 
 
 def test_custom_config_round_trips_through_the_json_the_trainer_stores():
-    config = PipelineConfig()
-    config.pretrain.epochs, config.data.image_size = 3, 48
-    text = trainer_config.custom_config_json(config, 3, ["cat", "dog", "café ☕"])
-    settings = trainer_config.read(json.loads(text))
-    assert settings.config.pretrain.epochs == 3 and settings.config.data.image_size == 48
-    assert settings.num_classes == 3 and settings.class_names == ("cat", "dog", "café ☕")
+    text = trainer_config.custom_config_json(compiled_config(), gpus=2)
     assert set(json.loads(text)["config"]) == {"data", "pretrain", "probe"}  # not eval: it must not re-train
+    config, gpus = trainer_config.compiled(json.loads(text))
+    assert config.pretrain.epochs == 3 and gpus == 2
+    settings = trainer_config.read(trainer_config.with_data_plan(json.loads(text), PLAN))
+    assert settings.config.pretrain.epochs == 3 and settings.config.data.image_size == 48 and settings.gpus == 2
+    assert settings.num_classes == 3 and settings.class_names == ("cat", "dog", "café ☕")
 
 
-def test_class_names_default_to_the_ids_and_must_match_the_count():
-    assert trainer_config.custom_config(PipelineConfig(), 3)["class_names"] == ["0", "1", "2"]
-    assert trainer_config.read({"config": {}, "num_classes": 2}).class_names == ("0", "1")
-    with pytest.raises(ValueError, match="2 class names for 3 classes"):
-        trainer_config.custom_config(PipelineConfig(), 3, ["a", "b"])
+def test_class_names_come_only_from_the_data_plan():
+    custom = trainer_config.custom_config(compiled_config())
+    assert "class_names" not in custom and "num_classes" not in custom
+    with pytest.raises(ConfigError, match="no data plan"):
+        trainer_config.read(custom)
+    with pytest.raises(ConfigError, match="names 1 classes"):
+        trainer_config.read(trainer_config.with_data_plan(custom, {**PLAN, "class_names": ["only"]}))
+
+
+def test_image_size_must_match_the_plan_and_augmentation_follows_it_unless_set():
+    custom = trainer_config.custom_config(compiled_config())
+    with pytest.raises(ConfigError, match="made for --image-size 32 but the pipeline was compiled with --image-size"):
+        trainer_config.read(trainer_config.with_data_plan(custom, {**PLAN, "image_size": 32}))
+    assert trainer_config.read(trainer_config.with_data_plan(custom, PLAN)).config.data.augment == "cifar"
+    explicit = compiled_config()
+    explicit.data.augment = "mild"
+    settings = trainer_config.read(trainer_config.with_data_plan(trainer_config.custom_config(explicit), PLAN))
+    assert settings.config.data.augment == "mild"

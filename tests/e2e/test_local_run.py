@@ -16,7 +16,7 @@ from simsiam_tfx.pipeline.local_runner import run_local
 from tests import data_factory
 
 ALL_COMPONENTS = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies", "Transform",
-                  "SimSiamPretrain", "LinearProbe", "LatestBlessedModelResolver", "Evaluator", "Pusher"}
+                  "SimSiamPretrain", "LinearProbe", "PushedBaseline", "Evaluator", "Pusher"}
 
 
 def tiny_config(output_dir) -> PipelineConfig:
@@ -41,6 +41,8 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     assert {k: first["examples"][k] for k in SPLITS} == {"pretrain": 128, "probe_train": 100, "eval": 100}
     assert first["examples"]["skipped"] == 0
     assert first["evaluator"]["blessed"] is True and first["pushed_model"]
+    assert first["evaluator"]["baseline_version"] is None  # nothing was pushed before
+    assert first["data"]["class_names"] == list(shapes.CLASS_NAMES) and first["data"]["fingerprint"]
     with open(config.summary_path) as f:
         on_disk = json.load(f)
     for key in ("dataset", "examples", "pretrain", "probe", "evaluator", "pushed_model", "seconds_total"):
@@ -73,6 +75,7 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
         assert second["components"][node] == "cached", node
     assert second["components"]["Evaluator"] == "executed"
+    assert second["evaluator"]["baseline_version"] == int(os.path.basename(pushed))  # compared with the pushed one
     assert second["evaluator"]["blessed"] is False
     assert any("below the floor" in reason for reason in second["evaluator"]["failures"])
     assert second["pushed_model"] is None

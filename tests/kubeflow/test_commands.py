@@ -191,17 +191,34 @@ def test_invalid_cron(expr, seconds, message):
 DOCKERFILE = os.path.join(os.path.dirname(__file__), "..", "..", "kubeflow", "Dockerfile")
 
 
-def test_dockerfile_base_env_install_and_entrypoint():
+def test_dockerfile_base_env_install_beam_boot_and_entrypoint():
+    import apache_beam
     with open(DOCKERFILE) as f:
         lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
     text = " ".join(lines)
-    assert lines[0] == "FROM python:3.11-slim-trixie"  # Debian 13: glibc 2.41 >= 2.38 for ml-metadata
+    # Beam's boot of the installed Beam and Python versions: the image is also the Beam SDK container.
+    assert lines[0] == f"FROM apache/beam_python{sys.version_info.major}.{sys.version_info.minor}_sdk:" \
+                       f"{apache_beam.__version__} AS beam_sdk"
+    assert "COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam" in text
+    assert lines[1] == "FROM python:3.11-slim-trixie"  # Debian 13: glibc 2.41 >= 2.38 for ml-metadata
     assert "TF_USE_LEGACY_KERAS=1" in text
-    assert "pip install --no-deps -r requirements.lock" in text and "pip install --no-deps ." in text
+    # One Dockerfile, two locks: the GPU variant is a build argument.
+    assert "ARG LOCK=requirements.lock" in text and 'pip install --no-deps -r "${LOCK}"' in text
+    assert "COPY requirements.lock requirements-gpu.lock ./" in text and "pip install --no-deps ." in text
     for package in ("pipeline/", "components/", "trainer/", "kubeflow/"):
         assert f"COPY {package} {package}" in text
-    assert lines[-1] == ('ENTRYPOINT ["python", "-m", '
-                         '"tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]')
+    # Dataflow/Flink/Spark start the entrypoint; pipeline steps name their own command in the spec.
+    assert lines[-1] == 'ENTRYPOINT ["/opt/apache/beam/boot"]'
+
+
+def test_gpu_lock_is_the_cpu_lock_plus_tensorflows_cuda_libraries():
+    root = os.path.dirname(os.path.dirname(DOCKERFILE))
+    with open(os.path.join(root, "requirements-gpu.lock")) as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    assert lines[0] == "-r requirements.lock"
+    assert all(line.startswith("nvidia-") and "==" in line for line in lines[1:])
+    assert {"nvidia-cudnn-cu12", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12"} <= {
+        line.split("==")[0] for line in lines[1:]}
 
 
 HADOLINT = shutil.which("hadolint", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))

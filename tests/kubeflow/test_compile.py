@@ -11,24 +11,25 @@ from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline, load_
 from simsiam_tfx.pipeline import cli
 
 IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx:1"
+GPU_IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx:1-gpu"
 ROOT = "gs://bucket/simsiam"
-ENTRYPOINT = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
-BLESSING, MODEL = "LatestBlessedModelResolver-model-blessing-resolver", "LatestBlessedModelResolver-model-resolver"
-# KFP has no resolver node: TFX splits LatestBlessedModelResolver into two artifact queries.
+ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
+TRAINERS = ("SimSiamPretrain_executor", "LinearProbe_executor")
 EXPECTED_UPSTREAM = {
     "ExampleGen": set(), "StatisticsGen": {"ExampleGen"}, "SchemaGen": {"StatisticsGen"},
     "ExampleValidator": {"StatisticsGen", "SchemaGen"}, "StopOnAnomalies": {"ExampleValidator"},
     "Transform": {"ExampleGen", "SchemaGen", "StopOnAnomalies"},
-    "SimSiamPretrain": {"Transform", "SchemaGen"}, "LinearProbe": {"Transform", "SchemaGen", "SimSiamPretrain"},
-    BLESSING: set(), MODEL: set(),  # MODEL reads BLESSING's output (asserted below)
-    "Evaluator": {"ExampleGen", "LinearProbe", MODEL}, "Pusher": {"LinearProbe", "Evaluator"},
+    "SimSiamPretrain": {"ExampleGen", "Transform", "SchemaGen"},
+    "LinearProbe": {"ExampleGen", "Transform", "SchemaGen", "SimSiamPretrain"},
+    "PushedBaseline": {"LinearProbe"},
+    "Evaluator": {"ExampleGen", "LinearProbe", "PushedBaseline"}, "Pusher": {"LinearProbe", "Evaluator"},
 }
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("kf")
-    kconfig = KubeflowConfig(image=IMAGE, pipeline_root=ROOT, trainer_cpu=8, trainer_memory=30,
+    kconfig = KubeflowConfig(image=IMAGE, gpu_image=GPU_IMAGE, pipeline_root=ROOT, trainer_cpu=8, trainer_memory=30,
                              trainer_gpus=1, gpu_type="NVIDIA_L4",
                              beam_pipeline_args=["--runner=DataflowRunner", "--region=europe-west4"])
     config = PipelineConfig()
@@ -49,35 +50,62 @@ def test_yaml_is_a_kfp_pipeline_spec_with_every_component_and_dependency(compile
     assert set(tasks) == set(EXPECTED_UPSTREAM)
     for name, upstream in EXPECTED_UPSTREAM.items():
         assert set(tasks[name].dependent_tasks) == upstream, name
-    assert tasks[MODEL].inputs.artifacts["input"].task_output_artifact.producer_task == BLESSING
-    assert tasks["Evaluator"].inputs.artifacts["baseline_model"].task_output_artifact.producer_task == MODEL
+    assert tasks["Evaluator"].inputs.artifacts["baseline_model"].task_output_artifact.producer_task == "PushedBaseline"
+    assert not tasks["PushedBaseline"].caching_options.enable_cache  # reads the push destination
+    assert tasks["Evaluator"].caching_options.enable_cache
+    assert tasks["SimSiamPretrain"].inputs.artifacts["data_examples"].task_output_artifact.producer_task == "ExampleGen"
     assert tasks["LinearProbe"].inputs.artifacts["base_model"].task_output_artifact.producer_task == "SimSiamPretrain"
 
 
-def test_every_container_runs_the_image_with_the_v2_entrypoint_and_beam_args(compiled):
+@pytest.mark.parametrize("fmt", ["spec", "job"])
+def test_kfp_and_vertex_specs_hold_only_container_executors(compiled, fmt):
+    """Open-source KFP runs only container and importer executors (argocompiler/dag.go); no
+    resolver (LatestBlessedModelResolver) and no customJob."""
+    spec = compiled[fmt] if fmt == "spec" else compiled[fmt]["pipelineSpec"]
+    kinds = {kind for executor in spec["deploymentSpec"]["executors"].values() for kind in executor}
+    assert kinds == {"container"}
+
+
+def test_every_container_runs_our_entrypoint_and_beam_args(compiled):
     executors = compiled["spec"]["deploymentSpec"]["executors"]
-    containers = {k: v["container"] for k, v in executors.items() if "container" in v}
-    assert len(containers) == 10  # all but the two resolver queries
+    containers = {k: v["container"] for k, v in executors.items()}
+    assert len(containers) == 11
     for name, container in containers.items():
-        assert container["image"] == IMAGE, name
+        assert container["image"] == (GPU_IMAGE if name in TRAINERS else IMAGE), name
         assert container["command"] == ENTRYPOINT, name
         if name != "StopOnAnomalies_executor":  # a plain Python component: no Beam
             assert "--runner=DataflowRunner" in container["args"], name
     example_gen_args = containers["ExampleGen_executor"]["args"]
     assert example_gen_args[example_gen_args.index("--executor_class_path") + 1] == "simsiam_tfx.components.example_gen.Executor"
     pretrain_args = containers["SimSiamPretrain_executor"]["args"]
-    assert pretrain_args[pretrain_args.index("--executor_class_path") + 1] == "tfx.components.trainer.executor.GenericExecutor"
+    assert pretrain_args[pretrain_args.index("--executor_class_path") + 1] == \
+        "simsiam_tfx.components.data_aware_trainer.Executor"
+    # The input types our entrypoint restores come with every step (TFX's own inputs spec flag).
+    evaluator_args = containers["Evaluator_executor"]["args"]
+    inputs_spec = json.loads(evaluator_args[evaluator_args.index("--json_serialized_inputs_spec_args") + 1])
+    assert set(inputs_spec["artifacts"]) == {"examples", "model", "baseline_model"}
     # ExampleGen's driver (input fingerprint, span) runs in the same image.
     assert "lifecycle" in containers["ExampleGen_executor"]
 
 
-def test_only_the_trainers_request_cpu_memory_and_gpu(compiled):
-    executors = compiled["spec"]["deploymentSpec"]["executors"]
-    for name in ("SimSiamPretrain_executor", "LinearProbe_executor"):
+@pytest.mark.parametrize("fmt, accelerator", [("spec", "nvidia.com/gpu"), ("job", "NVIDIA_L4")])
+def test_only_the_trainers_request_cpu_memory_and_gpu_named_per_target(compiled, fmt, accelerator):
+    """OSS KFP uses the type verbatim as the Kubernetes resource (driver.go); Vertex its own names."""
+    spec = compiled[fmt] if fmt == "spec" else compiled[fmt]["pipelineSpec"]
+    executors = spec["deploymentSpec"]["executors"]
+    for name in TRAINERS:
         resources = executors[name]["container"]["resources"]
         assert resources["cpuLimit"] == 8 and resources["memoryLimit"] == 30
-        assert resources["accelerator"] == {"type": "NVIDIA_L4", "count": "1"}
+        assert resources["accelerator"] == {"type": accelerator, "count": "1"}
+        assert json.loads(spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])["gpus"] == 1
     assert "resources" not in executors["Transform_executor"]["container"]
+
+
+@pytest.mark.parametrize("gpu_type, target, expected", [
+    (None, "kfp", "nvidia.com/gpu"), (None, "vertex", "NVIDIA_TESLA_T4"), ("NVIDIA_L4", "kfp", "nvidia.com/gpu"),
+    ("amd.com/gpu", "kfp", "amd.com/gpu"), ("NVIDIA_H100_80GB", "vertex", "NVIDIA_H100_80GB")])
+def test_accelerator_names_per_target(gpu_type, target, expected):
+    assert KubeflowConfig(gpu_type=gpu_type).accelerator(target) == expected
 
 
 def test_data_location_epochs_and_floor_are_runtime_parameters(compiled):
@@ -105,8 +133,12 @@ def test_json_is_a_vertex_pipeline_job_with_the_pipeline_root(compiled):
     job = json_format.ParseDict(compiled["job"], pipeline_spec_pb2.PipelineJob())
     assert job.runtime_config.gcs_output_directory == f"{ROOT}/tfx"
     assert job.runtime_config.parameter_values["input_base"].string_value == f"{ROOT}/data"
-    assert compiled["job"]["pipelineSpec"] == compiled["spec"]
-    assert load_spec(compiled["json"]) == load_spec(compiled["yaml"]) == compiled["spec"]
+    assert load_spec(compiled["json"]) == compiled["job"]["pipelineSpec"]
+    assert load_spec(compiled["yaml"]) == compiled["spec"]
+    with pytest.raises(ConfigError, match="compiled for --target kfp, not vertex"):
+        load_spec(compiled["yaml"], "vertex")
+    with pytest.raises(ConfigError, match="compiled for --target vertex, not kfp"):
+        load_spec(compiled["json"], "kfp")
 
 
 @pytest.mark.parametrize("kwargs, target, output, message", [
@@ -116,6 +148,11 @@ def test_json_is_a_vertex_pipeline_job_with_the_pipeline_root(compiled):
     ({"image": IMAGE, "pipeline_root": ROOT}, "kfp", "p.json", "must end in .yaml"),
     ({"image": IMAGE, "pipeline_root": ROOT}, "vertex", "p.yaml", "must end in .json"),
     ({"image": IMAGE, "pipeline_root": ROOT, "trainer_gpus": -1}, "kfp", "p.yaml", "non-negative"),
+    ({"image": IMAGE, "pipeline_root": ROOT, "trainer_gpus": 1}, "kfp", "p.yaml", "needs --gpu-image"),
+    ({"image": IMAGE, "gpu_image": IMAGE, "pipeline_root": ROOT, "trainer_gpus": 1}, "kfp", "p.yaml",
+     "--gpu-image is the same as --image"),
+    ({"image": IMAGE, "gpu_image": GPU_IMAGE, "pipeline_root": ROOT, "trainer_gpus": 1, "gpu_type": "nvidia.com/gpu"},
+     "vertex", "p.json", "Vertex AI needs an accelerator name"),
 ])
 def test_mistakes_are_config_errors(tmp_path, kwargs, target, output, message):
     with pytest.raises(ConfigError, match=message):
@@ -125,10 +162,21 @@ def test_mistakes_are_config_errors(tmp_path, kwargs, target, output, message):
 def test_cli_compile_writes_the_file_and_reports_mistakes_in_one_line(tmp_path, capsys):
     out = tmp_path / "p.yaml"
     argv = ["compile", "--target", "kfp", "--image", IMAGE, "--pipeline-root", ROOT, "--output", str(out),
-            "--epochs", "3", "--trainer-gpus", "2", "--input-base", "gs://data/shapes"]
+            "--epochs", "3", "--trainer-gpus", "2", "--gpu-image", GPU_IMAGE, "--input-base", "gs://data/shapes"]
     assert cli.main(argv) == 0
     params = load_spec(str(out))["root"]["inputDefinitions"]["parameters"]
     assert params["input_base"]["defaultValue"] == "gs://data/shapes"
     assert json.loads(params["trainer_config"]["defaultValue"])["config"]["pretrain"]["epochs"] == 3
-    assert cli.main(argv[:-6] + ["--epochs", "0"]) == 2
+    assert cli.main(argv[:-8] + ["--epochs", "0"]) == 2
     assert capsys.readouterr().err.strip() == "simsiam-tfx: error: --epochs must be >= 1, got 0"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "--trainer-gpus needs --gpu-image"),
+    (["--gpu-image", IMAGE], "--gpu-image is the same as --image")])
+def test_cli_gpus_with_a_cpu_image_is_one_line(tmp_path, capsys, extra, message):
+    argv = ["compile", "--target", "vertex", "--image", IMAGE, "--pipeline-root", ROOT,
+            "--output", str(tmp_path / "p.json"), "--trainer-gpus", "1", *extra]
+    assert cli.main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("simsiam-tfx: error: ") and message in line

@@ -14,10 +14,11 @@ EXPECTED_UPSTREAM = {
     "ExampleValidator": {"StatisticsGen", "SchemaGen"},
     "StopOnAnomalies": {"ExampleValidator"},
     "Transform": {"ExampleGen", "SchemaGen", "StopOnAnomalies"},
-    "SimSiamPretrain": {"Transform", "SchemaGen"},
-    "LinearProbe": {"Transform", "SchemaGen", "SimSiamPretrain"},
-    "LatestBlessedModelResolver": set(),
-    "Evaluator": {"ExampleGen", "LinearProbe", "LatestBlessedModelResolver"},
+    # The Trainers read ExampleGen's record of the data plan (class names) at run time.
+    "SimSiamPretrain": {"ExampleGen", "Transform", "SchemaGen"},
+    "LinearProbe": {"ExampleGen", "Transform", "SchemaGen", "SimSiamPretrain"},
+    "PushedBaseline": {"LinearProbe"},
+    "Evaluator": {"ExampleGen", "LinearProbe", "PushedBaseline"},
     "Pusher": {"LinearProbe", "Evaluator"},
 }
 
@@ -26,7 +27,7 @@ def _compile(tmp_path, **eval_overrides):
     config = PipelineConfig(output_dir=str(tmp_path))
     for key, value in eval_overrides.items():
         setattr(config.eval, key, value)
-    pipeline = create_pipeline(config, input_base=str(tmp_path / "data"), num_classes=10)
+    pipeline = create_pipeline(config, input_base=str(tmp_path / "data"))
     return config, pipeline, compiler.Compiler().compile(pipeline)
 
 
@@ -37,6 +38,17 @@ def test_pipeline_has_every_component_wired_as_the_diagram(tmp_path):
     assert set(nodes) == set(EXPECTED_UPSTREAM)
     for node_id, upstream in EXPECTED_UPSTREAM.items():
         assert set(nodes[node_id].upstream_nodes) == upstream, node_id
+
+
+def test_no_resolver_and_the_baseline_lookup_is_never_cached_locally(tmp_path):
+    from simsiam_tfx.pipeline.local_runner import pipeline_ir
+    _, pipeline, _ = _compile(tmp_path)
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in pipeline_ir(pipeline).nodes}
+    assert not any("Resolver" in node_id for node_id in nodes)
+    assert not nodes["PushedBaseline"].execution_options.caching_options.enable_cache
+    assert nodes["Evaluator"].execution_options.caching_options.enable_cache
+    executors = {c.id: c.executor_spec.executor_class.__name__ for c in pipeline.components}
+    assert executors["Evaluator"] == "EvaluatorExecutor" and executors["Pusher"] == "PusherExecutor"
 
 
 def test_trainers_use_importable_run_fns_and_the_right_splits(tmp_path):

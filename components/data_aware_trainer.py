@@ -1,0 +1,84 @@
+"""The pipeline's two Trainers: TFX's Trainer that also reads what ExampleGen recorded about the data.
+
+Class names and count, and the image size and augmentation the data plan was made for, are known
+only when a run reads its plan (on Kubeflow/Vertex the plan is a runtime parameter, and a schedule
+reads a growing bucket). ExampleGen records them on its Examples artifact (`data_facts`); this
+Trainer takes that artifact as one more input (`data_examples`; its files are not read) and its
+executor adds the facts to the run_fn's custom_config (components/trainer_config.py).
+
+The executor also fails at once, with one line, when the compiled pipeline asked for GPUs and
+TensorFlow sees none (a CPU image on a GPU node, or missing CUDA libraries) instead of silently
+training on the CPU.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tfx import types
+from tfx.components.trainer import executor as trainer_executor
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import trainer_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.utils import json_utils
+
+from simsiam_tfx.components import trainer_config
+from simsiam_tfx.config import ConfigError
+
+DATA_EXAMPLES_KEY = "data_examples"
+# ExampleGen's custom properties that describe the data plan (components/example_gen.py).
+FACT_PROPERTIES = ("class_names", "image_size", "augment")
+
+
+def data_facts(examples: types.Artifact) -> dict[str, Any]:
+    """What ExampleGen recorded about the plan it read."""
+    if not examples.has_custom_property("class_names"):
+        raise ConfigError(f"Examples {examples.uri} carry no class names: made by an ExampleGen older than this "
+                          f"pipeline; re-run ExampleGen (disable the cache)")
+    return {"class_names": json.loads(examples.get_string_custom_property("class_names")),
+            "image_size": examples.get_int_custom_property("image_size"),
+            "augment": examples.get_string_custom_property("augment")}
+
+
+def check_gpus(requested: int) -> None:
+    if requested <= 0:
+        return
+    import tensorflow as tf
+    seen = len(tf.config.list_physical_devices("GPU"))
+    if seen < requested:
+        raise ConfigError(f"{requested} GPU(s) requested for this Trainer but TensorFlow sees {seen}: "
+                          f"run the GPU image (kubeflow/Dockerfile, --build-arg LOCK=requirements-gpu.lock) "
+                          f"on a GPU node")
+
+
+class Executor(trainer_executor.GenericExecutor):
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        key = standard_component_specs.CUSTOM_CONFIG_KEY
+        custom = json_utils.loads(exec_properties.get(key) or "{}")
+        check_gpus(int(custom.get("gpus") or 0))
+        facts = data_facts(artifact_utils.get_single_instance(input_dict[DATA_EXAMPLES_KEY]))
+        exec_properties = {**exec_properties, key: json_utils.dumps(trainer_config.with_data_plan(custom, facts))}
+        inputs = {k: v for k, v in input_dict.items() if k != DATA_EXAMPLES_KEY}
+        super().Do(inputs, output_dict, exec_properties)
+
+
+class Spec(standard_component_specs.TrainerSpec):
+    INPUTS = {**standard_component_specs.TrainerSpec.INPUTS,
+              DATA_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class DataAwareTrainer(base_component.BaseComponent):
+    """tfx.components.Trainer(run_fn=..., examples=..., ...) plus `data_examples` (ExampleGen's output)."""
+    SPEC_CLASS = Spec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, *, run_fn: str, examples, data_examples, transform_graph, schema,
+                 train_args: trainer_pb2.TrainArgs, eval_args: trainer_pb2.EvalArgs, custom_config,
+                 base_model=None):
+        custom = custom_config if not isinstance(custom_config, dict) else json_utils.dumps(custom_config)
+        super().__init__(spec=Spec(
+            examples=examples, data_examples=data_examples, transform_graph=transform_graph, schema=schema,
+            base_model=base_model, train_args=train_args, eval_args=eval_args, run_fn=run_fn,
+            custom_config=custom, model=types.Channel(type=standard_artifacts.Model),
+            model_run=types.Channel(type=standard_artifacts.ModelRun)))

@@ -1,0 +1,125 @@
+"""Pushed versions: the baseline lookup, the Evaluator's "no baseline yet", and the push that does
+not repeat itself."""
+import json
+import os
+
+import pytest
+from tfx.proto import pusher_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from simsiam_tfx.components import pushed_models
+
+
+def saved_model(folder, content=b"graph"):
+    os.makedirs(os.path.join(folder, "variables"), exist_ok=True)
+    with open(os.path.join(folder, "saved_model.pb"), "wb") as f:
+        f.write(content)
+    with open(os.path.join(folder, "variables", "variables.index"), "wb") as f:
+        f.write(b"weights")
+    return folder
+
+
+def destination(base):
+    return proto_utils.proto_to_json(pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(base))))
+
+
+def model_artifact(uri):
+    artifact = standard_artifacts.Model()
+    artifact.uri = str(uri)
+    return artifact
+
+
+def blessing(tmp_path, blessed: bool):
+    artifact = standard_artifacts.ModelBlessing()
+    artifact.uri = str(tmp_path / "blessing")
+    artifact.set_int_custom_property("blessed", int(blessed))
+    return artifact
+
+
+def push(tmp_path, model_uri, blessed=True):
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    pushed_models.PusherExecutor().Do(
+        {"model": [model_artifact(model_uri)], "model_blessing": [blessing(tmp_path, blessed)]},
+        {"pushed_model": [pushed]}, {"push_destination": destination(tmp_path / "serving")})
+    return pushed
+
+
+def test_newest_version_ignores_incomplete_and_staging_folders(tmp_path):
+    base = tmp_path / "serving"
+    saved_model(str(base / "100"))
+    saved_model(str(base / "200"))
+    os.makedirs(base / "300")  # half-copied: no saved_model.pb yet
+    saved_model(str(base / ".staging-400"))
+    assert pushed_models.newest_pushed(str(base)).version == 200
+    assert pushed_models.newest_pushed(str(tmp_path / "nothing")) is None
+
+
+def test_a_blessed_model_is_pushed_once_and_an_identical_one_not_again(tmp_path):
+    model_uri = tmp_path / "model"
+    saved_model(str(model_uri / "Format-Serving"))
+    first = push(tmp_path, model_uri)
+    assert first.get_int_custom_property("pushed") == 1
+    [version] = pushed_models.pushed_versions(str(tmp_path / "serving"))
+    assert version.record["model_uri"] == str(model_uri)
+    assert sorted(os.listdir(version.path)) == ["push_record.json", "saved_model.pb", "variables"]
+
+    again = push(tmp_path, model_uri)  # e.g. a rerun whose Evaluator and Pusher ran again
+    assert again.get_int_custom_property("pushed") == 0
+    assert again.get_int_custom_property("already_pushed_version") == version.version
+    assert len(pushed_models.pushed_versions(str(tmp_path / "serving"))) == 1
+
+    other = tmp_path / "other"
+    saved_model(str(other / "Format-Serving"), b"another graph")
+    assert push(tmp_path, other).get_int_custom_property("pushed") == 1
+    versions = pushed_models.pushed_versions(str(tmp_path / "serving"))
+    assert [v.record["model_uri"] for v in versions] == [str(model_uri), str(other)]
+    assert versions[1].version > versions[0].version  # even within the same second
+
+
+def test_an_unblessed_model_is_not_pushed(tmp_path):
+    saved_model(str(tmp_path / "model" / "Format-Serving"))
+    assert push(tmp_path, tmp_path / "model", blessed=False).get_int_custom_property("pushed") == 0
+    assert not os.path.exists(tmp_path / "serving")
+
+
+@pytest.mark.parametrize("pushed_before", [False, True])
+def test_baseline_is_the_newest_pushed_model_or_empty_before_the_first_push(tmp_path, pushed_before):
+    if pushed_before:
+        saved_model(str(tmp_path / "serving" / "7"), b"served")
+    baseline = model_artifact(tmp_path / "baseline")
+    pushed_models.PushedBaselineExecutor().Do(
+        {"model": [model_artifact(tmp_path / "candidate")]}, {"baseline_model": [baseline]},
+        {"push_destination": destination(tmp_path / "serving")})
+    assert pushed_models.has_model(baseline) is pushed_before
+    assert baseline.get_int_custom_property("pushed_version") == (7 if pushed_before else 0)
+    if pushed_before:
+        with open(tmp_path / "baseline" / "Format-Serving" / "saved_model.pb", "rb") as f:
+            assert f.read() == b"served"
+
+
+def test_evaluator_drops_an_empty_baseline(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(pushed_models.evaluator_executor.Executor, "Do",
+                        lambda self, inputs, outputs, props: seen.update(inputs))
+    os.makedirs(tmp_path / "empty")
+    executor = pushed_models.EvaluatorExecutor()
+    executor.Do({"model": [model_artifact(tmp_path / "m")], "baseline_model": [model_artifact(tmp_path / "empty")]},
+                {}, {})
+    assert set(seen) == {"model"}
+    saved_model(str(tmp_path / "full" / "Format-Serving"))
+    executor.Do({"model": [model_artifact(tmp_path / "m")], "baseline_model": [model_artifact(tmp_path / "full")]},
+                {}, {})
+    assert set(seen) == {"model", "baseline_model"}
+
+
+def test_fingerprint_follows_content_not_the_push_record(tmp_path):
+    a = saved_model(str(tmp_path / "a"))
+    b = saved_model(str(tmp_path / "b"))
+    with open(os.path.join(b, pushed_models.PUSH_RECORD), "w") as f:
+        json.dump({"x": 1}, f)
+    assert pushed_models.model_fingerprint(a) == pushed_models.model_fingerprint(b)
+    saved_model(a, b"changed")
+    assert pushed_models.model_fingerprint(a) != pushed_models.model_fingerprint(b)
