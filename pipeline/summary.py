@@ -162,8 +162,10 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
 
 
 def write(summary: dict[str, Any], path: str) -> None:
-    with open(path, "w") as f:
+    """Written aside and renamed into place: a reader never sees half a summary."""
+    with open(path + ".tmp", "w") as f:
         json.dump(summary, f, indent=2, sort_keys=False)
+    os.replace(path + ".tmp", path)
 
 
 def describe(summary: dict[str, Any]) -> str:
