@@ -113,7 +113,7 @@ def _ReadAndCheck(pipeline: beam.Pipeline, read: sources.Read):  # pylint: disab
     """One source -> main output (fraction, image, label) and SKIPPED (json lines)."""
     if read.kind == "images":
         from apache_beam.io import fileio
-        files = (pipeline | "Match" >> fileio.MatchFiles(read.location.rstrip("/") + "/**")
+        files = (pipeline | "Match" >> fileio.MatchFiles(sources.files_under(read.location))
                  # File names only: spreads the reads over workers and mixes their order.
                  | "Spread" >> beam.Reshuffle()
                  | "Open" >> fileio.ReadMatches())

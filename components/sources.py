@@ -14,6 +14,7 @@ when the data changed, and reuses its cached output otherwise.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import os
@@ -255,6 +256,12 @@ def _file_lines(pattern: str) -> list[str]:
     return sorted(f"{m.path}\t{m.size_in_bytes}\t{m.last_updated_in_seconds}" for m in result.metadata_list)
 
 
+def files_under(folder: str) -> str:
+    """The Beam file pattern of every file below `folder`, whose own name may hold glob characters
+    (`photos [v1]`): they are escaped as one-character classes, which Beam's matcher understands."""
+    return glob.escape(folder.rstrip("/")) + "/**"
+
+
 def content_fingerprint(source_plan: SourcePlan) -> str:
     """Changes when any source's content changes (names, sizes, mtimes; TFDS version and shards)."""
     digest = hashlib.sha256()
@@ -265,7 +272,7 @@ def content_fingerprint(source_plan: SourcePlan) -> str:
             info = tfds_builder(read.location, read.data_dir or None).info
             digest.update(f"{info.version}{[(s, info.splits[s].shard_lengths) for s in sorted(info.splits)]}".encode())
         else:
-            pattern = read.location.rstrip("/") + "/**" if read.kind == "images" else read.location
+            pattern = files_under(read.location) if read.kind == "images" else read.location
             for line in _file_lines(pattern):
                 digest.update(line.encode())
     return digest.hexdigest()[:16]

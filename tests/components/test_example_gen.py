@@ -140,3 +140,14 @@ def test_separate_sources_unlabelled_folder_for_pretraining_tfds_for_the_probe(t
     layout = data_factory.TFDS_LAYOUTS["cifar10"]
     assert len(out["probe_train"]) == layout["train"] and len(out["eval"]) == layout["test"]
     assert "pre-train on images in" in plan.description and "cifar10" in plan.description
+
+
+@pytest.mark.fault
+def test_a_folder_named_with_glob_characters_is_read_whole(tmp_path):
+    root = tmp_path / "photos [v1] *?"
+    data_factory.write_image_folder(str(root), 20, classes=2)
+    plan, out, examples = run_example_gen(DataConfig(images=str(root), eval_fraction=0.3), tmp_path)
+    assert len(out["probe_train"]) + len(out["eval"]) == 20 and skipped_report(examples) == []
+    before = sources.content_fingerprint(plan)
+    (root / "class0" / "new.png").write_bytes(data_factory.encoded((24, 24), 999))
+    assert sources.content_fingerprint(sources.plan(DataConfig(images=str(root)), str(tmp_path / "d"))) != before
