@@ -17,11 +17,12 @@ COMMANDS_ENTRY_POINTS = "simsiam_tfx.commands"
 
 def _cmd_run(args) -> int:
     config = config_from_args(args)
-    from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
     from simsiam_tfx.pipeline import run_lock, summary
-    from simsiam_tfx.pipeline.local_runner import run_local
     error = None
     with run_lock.exclusive_output(config.output_dir), _console(args, config.output_dir) as log_path:
+        # Imported under the quiet console: TensorFlow and TFX print their start-up noise on import.
+        from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
+        from simsiam_tfx.pipeline.local_runner import run_local
         abandoned = run_lock.cancel_abandoned_executions(config.metadata_path)
         if abandoned:
             print(f"marked {abandoned} execution(s) left running by a killed run as CANCELED in MLMD", flush=True)

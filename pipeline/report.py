@@ -120,7 +120,8 @@ def _resolve(output_dir: str, pipeline_name: str) -> RunArtifacts:
     execution = record.executions.get("SimSiamPretrain")
     if execution is None or "custom_config" not in execution.custom_properties:
         raise LookupError("the last run has no SimSiamPretrain execution")
-    settings = trainer_config.read(json.loads(execution.custom_properties["custom_config"].string_value))
+    custom = json.loads(execution.custom_properties["custom_config"].string_value)
+    settings = trainer_config.read(trainer_config.with_data_plan(custom, _data_facts(record)))
 
     def uri(node, key, sub=""):
         artifact = record.output(node, key)
@@ -129,6 +130,19 @@ def _resolve(output_dir: str, pipeline_name: str) -> RunArtifacts:
     return RunArtifacts(settings.config, settings.class_names, uri("SimSiamPretrain", "model", "Format-Serving"),
                         uri("LinearProbe", "model", "Format-Serving"), uri("Transform", "transformed_examples"),
                         uri("ExampleGen", "examples"), _pretrain_histories(record))
+
+
+def _data_facts(record) -> dict:
+    """What ExampleGen recorded of the data, as the Trainers received it at run time."""
+    from tfx.types import standard_artifacts
+
+    from simsiam_tfx.components.data_aware_trainer import data_facts
+    examples = record.output("ExampleGen", "examples")
+    if examples is None:
+        raise LookupError("the last run has no ExampleGen output")
+    artifact = standard_artifacts.Examples()
+    artifact.set_mlmd_artifact(examples)
+    return data_facts(artifact)
 
 
 def _pretrain_histories(record) -> list[tuple[int, list[dict]]]:
