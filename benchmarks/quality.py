@@ -42,8 +42,8 @@ def _labelled(x, y, batch=512):
 
 def linear_probe(encoder, splits, l2=1e-4):
     (_, _), (xt, yt), (xe, ye) = splits
-    _, _, acc, train_acc = probe.probe_encoder(encoder, _labelled(xt, yt), _labelled(xe, ye), 10, l2)
-    return acc, train_acc
+    fit = probe.probe_encoder(encoder, _labelled(xt, yt), _labelled(xe, ye), 10, l2)
+    return fit.eval_accuracy, fit.train_accuracy
 
 
 class QualityCurve(keras.callbacks.Callback):

@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
-from simsiam_tfx.components import serving, trainer_config
+from simsiam_tfx.components import model_gate, serving, trainer_config
 from simsiam_tfx.trainer import data, probe, supervised
 
 METRICS_FILE = "probe_metrics.json"
@@ -50,3 +50,6 @@ def run_fn(fn_args) -> None:
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
+    # What the gate and the Pusher need to know about this model travels in its Model artifact.
+    model_gate.write_model_facts(os.path.dirname(fn_args.serving_model_dir),
+                                 {**metrics, "class_names": list(settings.class_names)})

@@ -7,9 +7,10 @@ served: the newest version under the Pusher's destination. So one portable mecha
 runner (LocalDagRunner, KFP, Vertex), a plain container step reading the push destination:
 
 - `PushedBaseline` copies the newest pushed version into its output Model artifact, or leaves it
-  empty before the first push. It is never cached (pipeline.UNCACHED_NODES): the push destination
-  changes outside the pipeline's inputs. Its input, the candidate model, only orders it right
-  before the Evaluator.
+  empty before the first push, or when the candidate's classes differ from the served version's
+  (accuracies over different classes do not compare; components/model_gate.py refuses or allows
+  the change). It is never cached (pipeline.UNCACHED_NODES): the push destination changes outside
+  the pipeline's inputs.
 - `EvaluatorExecutor`: TFX's Evaluator, told "no baseline" when that artifact is empty (the change
   threshold is then rubber-stamped by TFX, the accuracy floor still applies).
 - `PusherExecutor`: TFX's Pusher, but a model whose content is already the newest pushed version is
@@ -35,6 +36,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import path_utils, proto_utils
+
+from simsiam_tfx.components import model_gate
 
 PUSH_RECORD = "push_record.json"
 SAVED_MODEL = "saved_model.pb"
@@ -117,7 +120,7 @@ def copy_tree(source: str, destination: str) -> None:
 # ---- the baseline lookup --------------------------------------------------------------------
 class PushedBaselineSpec(ComponentSpec):
     PARAMETERS = {"push_destination": ExecutionParameter(type=pusher_pb2.PushDestination)}
-    INPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}  # the candidate (ordering only)
+    INPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}  # the candidate: its classes
     OUTPUTS = {"baseline_model": ChannelParameter(type=standard_artifacts.Model)}
 
 
@@ -130,6 +133,18 @@ class PushedBaselineExecutor(base_executor.BaseExecutor):
             baseline.set_int_custom_property("pushed_version", 0)
             _gfile().makedirs(baseline.uri)
             return
+        served_names = newest.record.get("class_names")
+        candidate = model_gate.read_model_facts(artifact_utils.get_single_instance(input_dict["model"]).uri) or {}
+        if served_names is not None:
+            baseline.set_string_custom_property(model_gate.SERVED_CLASS_NAMES, json.dumps(served_names))
+            if candidate.get("class_names") is not None and candidate["class_names"] != served_names:
+                # Accuracy over other classes is no comparison; the gate decides (model_gate.py).
+                print(f"[baseline] the candidate's classes differ from pushed version {newest.version}'s: "
+                      f"no accuracy comparison", flush=True)
+                baseline.set_int_custom_property("pushed_version", newest.version)
+                baseline.set_int_custom_property(model_gate.LABEL_SPACE_CHANGED, 1)
+                _gfile().makedirs(baseline.uri)
+                return
         copy_tree(newest.path, path_utils.serving_model_dir(baseline.uri))
         baseline.set_int_custom_property("pushed_version", newest.version)
         baseline.set_string_custom_property("pushed_path", newest.path)
@@ -183,7 +198,9 @@ class PusherExecutor(pusher_executor.Executor):
             return
         version = max(int(time.time()), newest.version + 1 if newest else 0)
         model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
-        record = {"fingerprint": fingerprint, "model_uri": model.uri, "pushed_at": int(time.time())}
+        facts = model_gate.read_model_facts(model.uri) or {}
+        record = {"fingerprint": fingerprint, "model_uri": model.uri, "pushed_at": int(time.time()),
+                  "class_names": facts.get("class_names")}
         destination = publish(model_path, base, version, record)
         print(f"[push] pushed version {version} to {destination}", flush=True)
         self._MarkPushed(model_push, pushed_destination=destination, pushed_version=str(version))

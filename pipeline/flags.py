@@ -84,6 +84,12 @@ FLAGS = (
          f"{_default('eval.min_accuracy')})", type=float),
     Flag("max-regression", ("eval.max_regression",), "largest accuracy drop vs the last blessed model that still "
          "blesses (default: 0)", type=float),
+    Flag("min-above-chance", ("eval.min_above_chance",), "probe accuracy must beat always answering the eval "
+         f"split's most frequent class by this much (default: {_default('eval.min_above_chance')})", type=float),
+    Flag("min-gain", ("eval.min_gain",), "probe accuracy must beat the random-init encoder's by this much "
+         f"(default: {_default('eval.min_gain')}; a negative value turns the check off)", type=float),
+    Flag("allow-label-change", ("eval.allow_label_change",), "push a model whose classes differ from the served "
+         "model's over it (default: refused)", switch=True),
     Flag("no-cache", ("enable_cache",), "re-run every component even if its inputs are unchanged", switch=False),
 )
 

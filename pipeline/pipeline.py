@@ -2,7 +2,8 @@
 
     ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> StopOnAnomalies -> Transform
       -> SimSiamPretrain (Trainer) -> LinearProbe (Trainer, base_model = pre-trained encoder)
-      -> PushedBaseline (the served model) -> Evaluator (accuracy floor, no regression) -> Pusher
+      -> PushedBaseline (the served model) -> Evaluator (accuracy floor, no regression)
+      -> ModelGate (above chance, gain over random init, same classes as served) -> Pusher
 
 No Resolver: open-source Kubeflow Pipelines runs only container and importer steps, so the
 Evaluator's baseline is looked up by a container step (components/pushed_models.py), the same on
@@ -23,7 +24,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from simsiam_tfx.components import example_gen as example_gen_component
-from simsiam_tfx.components import pushed_models, trainer_config
+from simsiam_tfx.components import model_gate, pushed_models, trainer_config
 from simsiam_tfx.components.data_aware_trainer import DataAwareTrainer
 from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
 from simsiam_tfx.config import EvalConfig, PipelineConfig
@@ -172,9 +173,12 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
     # the Beam flags to every Beam executor spec.
     evaluator.executor_spec = executor_spec.BeamExecutorSpec(pushed_models.EvaluatorExecutor)
 
+    gate = model_gate.ModelGate(model=probe.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
+                                baseline_model=baseline.outputs["baseline_model"], settings=config.eval)
+
     pusher = tfx.components.Pusher(
         model=probe.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=gate.outputs["blessing"],
         push_destination=push_destination,
         custom_executor_spec=executor_spec.ExecutorClassSpec(pushed_models.PusherExecutor))
 
@@ -184,7 +188,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=data.components() + [pretrain, probe, baseline, evaluator, pusher],
+        components=data.components() + [pretrain, probe, baseline, evaluator, gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args))

@@ -379,11 +379,15 @@ def _probe_figure(summary: dict, num_classes: int = 0):
     if evaluator.get("baseline_accuracy") is not None:
         ax.axhline(evaluator["baseline_accuracy"], color="tab:green", linestyle=":", linewidth=1.5,
                    label=f"previous blessed model {evaluator['baseline_accuracy']:.3f}")
-    if num_classes > 1:
+    if probe.get("chance_accuracy") is not None:
+        ax.axhline(probe["chance_accuracy"], color="grey", linestyle=":", linewidth=1,
+                   label=f"chance (most frequent class) {probe['chance_accuracy']:.3f}")
+    elif num_classes > 1:
         ax.axhline(1.0 / num_classes, color="grey", linestyle=":", linewidth=1, label=f"chance 1/{num_classes}")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy on eval")
-    verdict = "BLESSED" if evaluator.get("blessed") else "not blessed"
+    gate = summary.get("gate") or {}
+    verdict = "BLESSED" if gate.get("blessed", evaluator.get("blessed")) else "not blessed"
     ax.set_title(f"probe accuracy on eval: {verdict}", fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper right")

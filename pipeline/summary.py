@@ -147,6 +147,10 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     evaluator["blessed"] = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
     summary["evaluator"] = evaluator
 
+    gate_blessing = record.output("ModelGate", "blessing")
+    from simsiam_tfx.components.model_gate import gate_record  # TFX: imported once the console is quiet
+    summary["gate"] = gate_record(gate_blessing.uri) if gate_blessing else None
+
     baseline = record.output("PushedBaseline", "baseline_model")
     has_version = baseline is not None and "pushed_version" in baseline.custom_properties
     evaluator["baseline_version"] = int(baseline.custom_properties["pushed_version"].int_value) or None \
@@ -203,6 +207,12 @@ def describe(summary: dict[str, Any]) -> str:
     else:
         why = "; ".join(ev.get("failures") or []) or "see the Evaluator's validation result"
         lines.append(f"  evaluator: accuracy {acc}, floor {ev['threshold']}: NOT blessed ({why})")
+    gate = summary.get("gate")
+    if gate and gate["blessed"]:
+        lines.append("  gate: above chance, gain over random init, served classes kept: BLESSED")
+    elif gate:
+        failed = "; ".join(f"{c['name']}: {c['detail']}" for c in gate["checks"] if not c["passed"])
+        lines.append(f"  gate: NOT blessed ({failed})")
     if summary.get("already_served_version"):
         lines.append(f"  pushed model: none (this model is already served as version {summary['already_served_version']})")
     else:

@@ -135,6 +135,13 @@ class EvalConfig:
     min_accuracy: float = 0.14
     # How much accuracy may drop against the last blessed model and still be blessed.
     max_regression: float = 0.0
+    # The gate after the Evaluator (components/model_gate.py). Probe accuracy must beat always
+    # answering the eval split's most frequent class by this much: a floor that follows the data.
+    min_above_chance: float = 0.02
+    # ... and beat the same probe on the random-init encoder by this much (pre-training must help).
+    min_gain: float = 0.02
+    # A model whose classes differ from the served model's is pushed over it only when allowed.
+    allow_label_change: bool = False
 
 
 @dataclasses.dataclass
@@ -201,6 +208,9 @@ class PipelineConfig:
         require(0.0 <= self.eval.min_accuracy <= 1.0,
                f"--min-accuracy must be in [0, 1], got {self.eval.min_accuracy}")
         require(self.eval.max_regression >= 0.0, "--max-regression must be >= 0")
+        require(-1.0 <= self.eval.min_above_chance <= 1.0,
+                f"--min-above-chance must be in [-1, 1], got {self.eval.min_above_chance}")
+        require(-1.0 <= self.eval.min_gain <= 1.0, f"--min-gain must be in [-1, 1], got {self.eval.min_gain}")
         require(self.probe.l2 >= 0.0, "probe l2 must be >= 0")
         require(self.probe.supervised_epochs >= 0, "--supervised-epochs must be >= 0")
         if d.schema and "://" not in d.schema:

@@ -9,6 +9,8 @@ every run says whether pre-training beat the untrained baseline.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
@@ -45,9 +47,22 @@ def accuracy(kernel: np.ndarray, bias: np.ndarray, features: np.ndarray, labels:
     return float(np.mean(np.argmax(features @ kernel + bias, axis=1) == labels))
 
 
+class ProbeFit(NamedTuple):
+    kernel: np.ndarray
+    bias: np.ndarray
+    eval_accuracy: float
+    train_accuracy: float
+    eval_labels: np.ndarray  # the labelled eval examples' classes (chance is measured on them)
+
+
+def chance_accuracy(labels: np.ndarray) -> float:
+    """Accuracy of always answering the most frequent class: what a classifier must beat."""
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
+
+
 def probe_encoder(encoder: keras.Model, train_ds, eval_ds, num_classes: int, l2: float, name: str = "encoder",
-                  sizes: tuple[int, int] | None = None):
-    """Fits the probe on `train_ds` features; returns (kernel, bias, eval accuracy, train accuracy).
+                  sizes: tuple[int, int] | None = None) -> ProbeFit:
+    """Fits the probe on `train_ds` features and measures it on `eval_ds`.
     Unlabelled examples (-1) are left out.
 
     `name` and `sizes` (examples in train_ds and eval_ds) label the feature extraction's progress bars."""
@@ -56,7 +71,8 @@ def probe_encoder(encoder: keras.Model, train_ds, eval_ds, num_classes: int, l2:
                                                                     sizes[0]))
     eval_x, eval_y = monitors.labelled(*monitors.extract_features(encoder, eval_ds, f"{name} features, eval", sizes[1]))
     kernel, bias = fit_linear_probe(train_x, train_y, num_classes, l2)
-    return kernel, bias, accuracy(kernel, bias, eval_x, eval_y), accuracy(kernel, bias, train_x, train_y)
+    return ProbeFit(kernel, bias, accuracy(kernel, bias, eval_x, eval_y), accuracy(kernel, bias, train_x, train_y),
+                    eval_y)
 
 
 def build_classifier(encoder: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
@@ -80,8 +96,10 @@ def probe_with_baseline(encoder: keras.Model, train_ds, eval_ds, num_classes: in
                         backbone: str, width: int, image_size: int, sizes: tuple[int, int] | None = None):
     """Probes `encoder`, and a randomly initialised encoder of the same architecture on the same
     splits; returns (kernel, bias, metrics) with the gain of the first over the second."""
-    kernel, bias, eval_acc, train_acc = probe_encoder(encoder, train_ds, eval_ds, num_classes, l2, "SimSiam", sizes)
+    fit = probe_encoder(encoder, train_ds, eval_ds, num_classes, l2, "SimSiam", sizes)
     random_encoder = random_init_encoder(backbone, width, image_size)
-    _, _, random_acc, _ = probe_encoder(random_encoder, train_ds, eval_ds, num_classes, l2, "random-init", sizes)
-    return kernel, bias, {"accuracy": eval_acc, "train_accuracy": train_acc, "random_init_accuracy": random_acc,
-                          "gain_over_random_init": eval_acc - random_acc, "l2": l2}
+    random_acc = probe_encoder(random_encoder, train_ds, eval_ds, num_classes, l2, "random-init", sizes).eval_accuracy
+    return fit.kernel, fit.bias, {
+        "accuracy": fit.eval_accuracy, "train_accuracy": fit.train_accuracy, "random_init_accuracy": random_acc,
+        "gain_over_random_init": fit.eval_accuracy - random_acc, "chance_accuracy": chance_accuracy(fit.eval_labels),
+        "eval_labelled": len(fit.eval_labels), "l2": l2}

@@ -16,7 +16,7 @@ from simsiam_tfx.pipeline.local_runner import run_local
 from tests import data_factory
 
 ALL_COMPONENTS = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies", "Transform",
-                  "SimSiamPretrain", "LinearProbe", "PushedBaseline", "Evaluator", "Pusher"}
+                  "SimSiamPretrain", "LinearProbe", "PushedBaseline", "Evaluator", "ModelGate", "Pusher"}
 
 
 def tiny_config(output_dir) -> PipelineConfig:
@@ -27,6 +27,8 @@ def tiny_config(output_dir) -> PipelineConfig:
     config.pretrain.width = 4
     config.pretrain.knn_k = 20
     config.eval.min_accuracy = 0.0
+    # A run this short has not beaten chance or random init reliably; the gate has its own tests.
+    config.eval.min_above_chance = config.eval.min_gain = -1.0
     return config
 
 
@@ -68,9 +70,11 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     np.testing.assert_allclose(by_example["probabilities"].numpy()[0], by_bytes["probabilities"].numpy()[0],
                                atol=1e-5)
 
-    # Second run, unchanged inputs but an unreachable floor: data stages come from the cache,
-    # the model is not blessed, nothing is pushed, and the earlier push stays in place.
-    config.eval.min_accuracy = 1.0
+    assert first["gate"]["blessed"] is True
+
+    # Second run, unchanged inputs but an unreachable floor and gain: data stages come from the
+    # cache, the model is not blessed, nothing is pushed, and the earlier push stays in place.
+    config.eval.min_accuracy, config.eval.min_gain = 1.0, 1.0
     second = run_local(config)
     for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
         assert second["components"][node] == "cached", node
@@ -78,6 +82,8 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     assert second["evaluator"]["baseline_version"] == int(os.path.basename(pushed))  # compared with the pushed one
     assert second["evaluator"]["blessed"] is False
     assert any("below the floor" in reason for reason in second["evaluator"]["failures"])
+    failed = {c["name"] for c in second["gate"]["checks"] if not c["passed"]}
+    assert second["gate"]["blessed"] is False and {"evaluator", "gain over random init"} <= failed
     assert second["pushed_model"] is None
     assert glob.glob(os.path.join(config.serving_model_dir, "*")) == [pushed]
     assert tf.saved_model.load(pushed).signatures["serve_image_bytes"] is not None

@@ -22,7 +22,8 @@ EXPECTED_UPSTREAM = {
     "SimSiamPretrain": {"ExampleGen", "Transform", "SchemaGen"},
     "LinearProbe": {"ExampleGen", "Transform", "SchemaGen", "SimSiamPretrain"},
     "PushedBaseline": {"LinearProbe"},
-    "Evaluator": {"ExampleGen", "LinearProbe", "PushedBaseline"}, "Pusher": {"LinearProbe", "Evaluator"},
+    "Evaluator": {"ExampleGen", "LinearProbe", "PushedBaseline"},
+    "ModelGate": {"LinearProbe", "Evaluator", "PushedBaseline"}, "Pusher": {"LinearProbe", "ModelGate"},
 }
 
 

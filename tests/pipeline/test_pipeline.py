@@ -19,7 +19,8 @@ EXPECTED_UPSTREAM = {
     "LinearProbe": {"ExampleGen", "Transform", "SchemaGen", "SimSiamPretrain"},
     "PushedBaseline": {"LinearProbe"},
     "Evaluator": {"ExampleGen", "LinearProbe", "PushedBaseline"},
-    "Pusher": {"LinearProbe", "Evaluator"},
+    "ModelGate": {"LinearProbe", "Evaluator", "PushedBaseline"},
+    "Pusher": {"LinearProbe", "ModelGate"},
 }
 
 

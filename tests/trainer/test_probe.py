@@ -36,5 +36,13 @@ def test_unlabelled_examples_are_left_out_of_the_probe():
     labelled_only = tf.data.Dataset.from_tensor_slices((images[keep], labels[keep])).batch(1)
     with_unlabelled = probe.probe_encoder(enc, mixed, mixed, num_classes=2, l2=1e-4)
     expected = probe.probe_encoder(enc, labelled_only, labelled_only, num_classes=2, l2=1e-4)
-    np.testing.assert_allclose(with_unlabelled[0], expected[0], rtol=1e-4, atol=1e-5)  # -1 is no class
-    assert with_unlabelled[2:] == expected[2:]
+    np.testing.assert_allclose(with_unlabelled.kernel, expected.kernel, rtol=1e-4, atol=1e-5)  # -1 is no class
+    assert (with_unlabelled.eval_accuracy, with_unlabelled.train_accuracy) == \
+        (expected.eval_accuracy, expected.train_accuracy)
+    np.testing.assert_array_equal(with_unlabelled.eval_labels, expected.eval_labels)
+
+
+def test_chance_is_the_share_of_the_most_frequent_class():
+    assert probe.chance_accuracy(np.array([0, 1, 1, 1])) == 0.75
+    assert probe.chance_accuracy(np.array([0, 1, 2, 3])) == 0.25
+    assert probe.chance_accuracy(np.array([], np.int64)) == 0.0
