@@ -20,13 +20,14 @@ from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import json_utils
 
 from simsiam_tfx.components import trainer_config
 from simsiam_tfx.config import ConfigError
 
 DATA_EXAMPLES_KEY = "data_examples"
+CODE_VERSION_KEY = "code_version"
 # ExampleGen's custom properties that describe the data plan (components/example_gen.py).
 FACT_PROPERTIES = ("class_names", "image_size", "augment")
 
@@ -66,19 +67,23 @@ class Executor(trainer_executor.GenericExecutor):
 class Spec(standard_component_specs.TrainerSpec):
     INPUTS = {**standard_component_specs.TrainerSpec.INPUTS,
               DATA_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
+    # The run_fn's code (components/code_version.py): TFX's key sees only its import path.
+    PARAMETERS = {**standard_component_specs.TrainerSpec.PARAMETERS,
+                  CODE_VERSION_KEY: ExecutionParameter(type=str, optional=True)}
 
 
 class DataAwareTrainer(base_component.BaseComponent):
-    """tfx.components.Trainer(run_fn=..., examples=..., ...) plus `data_examples` (ExampleGen's output)."""
+    """tfx.components.Trainer(run_fn=..., examples=..., ...) plus `data_examples` (ExampleGen's output)
+    and `code_version` (the run_fn's code, for the cache key)."""
     SPEC_CLASS = Spec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, *, run_fn: str, examples, data_examples, transform_graph, schema,
                  train_args: trainer_pb2.TrainArgs, eval_args: trainer_pb2.EvalArgs, custom_config,
-                 base_model=None):
+                 base_model=None, code_version: str | None = None):
         custom = custom_config if not isinstance(custom_config, dict) else json_utils.dumps(custom_config)
         super().__init__(spec=Spec(
             examples=examples, data_examples=data_examples, transform_graph=transform_graph, schema=schema,
             base_model=base_model, train_args=train_args, eval_args=eval_args, run_fn=run_fn,
-            custom_config=custom, model=types.Channel(type=standard_artifacts.Model),
+            custom_config=custom, code_version=code_version, model=types.Channel(type=standard_artifacts.Model),
             model_run=types.Channel(type=standard_artifacts.ModelRun)))

@@ -24,7 +24,8 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from simsiam_tfx.components import example_gen as example_gen_component
-from simsiam_tfx.components import model_gate, pushed_models, trainer_config
+from simsiam_tfx.components import code_version, model_gate, pushed_models, trainer_config
+from simsiam_tfx.components.curated_schema import CuratedSchemaGen
 from simsiam_tfx.components.data_aware_trainer import DataAwareTrainer
 from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
 from simsiam_tfx.config import EvalConfig, PipelineConfig
@@ -93,7 +94,7 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
         # and every image is one (README, "Streaming at scale", has the measurement).
         stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True))
     if config.data.schema:  # a curated schema: data that drifts from it stops the run
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema)
+        schema_gen = CuratedSchemaGen(schema_file=config.data.schema).with_id("ImportSchemaGen")
     else:
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
                                               infer_feature_shape=True)
@@ -103,7 +104,9 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN, custom_config={"image_size": config.data.image_size},
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config={"image_size": config.data.image_size, "code_version": code_version.fingerprint(
+            PREPROCESSING_FN.rpartition(".")[0])},
         # The preprocessing has no analyzers; analysing the pre-training split alone is cheapest.
         splits_config=tfx.proto.SplitsConfig(analyze=["pretrain"], transform=list(SPLITS)),
         # Transform's own pre/post-transform statistics would keep a count of every distinct image
@@ -145,7 +148,8 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
         train_args=tfx.proto.TrainArgs(splits=["pretrain"]),
         # Not for validation: the kNN monitor's reference (probe_train) and query (eval) sets.
         eval_args=tfx.proto.EvalArgs(splits=["probe_train", "eval"]),
-        custom_config=custom).with_id("SimSiamPretrain")
+        custom_config=custom, code_version=code_version.fingerprint(PRETRAIN_RUN_FN.rpartition(".")[0]),
+    ).with_id("SimSiamPretrain")
 
     probe = DataAwareTrainer(
         run_fn=PROBE_RUN_FN,
@@ -156,7 +160,8 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
         base_model=pretrain.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=["probe_train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=custom).with_id("LinearProbe")
+        custom_config=custom, code_version=code_version.fingerprint(PROBE_RUN_FN.rpartition(".")[0]),
+    ).with_id("LinearProbe")
 
     push_destination = tfx.proto.PushDestination(
         filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir))

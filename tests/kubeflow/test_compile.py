@@ -70,7 +70,7 @@ def test_kfp_and_vertex_specs_hold_only_container_executors(compiled, fmt):
 def test_every_container_runs_our_entrypoint_and_beam_args(compiled):
     executors = compiled["spec"]["deploymentSpec"]["executors"]
     containers = {k: v["container"] for k, v in executors.items()}
-    assert len(containers) == 11
+    assert len(containers) == 12
     for name, container in containers.items():
         assert container["image"] == (GPU_IMAGE if name in TRAINERS else IMAGE), name
         assert container["command"] == ENTRYPOINT, name
