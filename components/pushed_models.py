@@ -15,8 +15,10 @@ runner (LocalDagRunner, KFP, Vertex), a plain container step reading the push de
   threshold is then rubber-stamped by TFX, the accuracy floor still applies).
 - `PusherExecutor`: TFX's Pusher, but a model whose content is already the newest pushed version is
   not pushed again (a rerun with unchanged inputs, or caching off, must not add an identical
-  version), and a version appears whole: staged under a hidden name, then renamed (local and
-  POSIX-like filesystems), with saved_model.pb copied last on object stores as TF Serving expects.
+  version), and a version appears whole and working: staged under a hidden name, loaded and asked
+  one request (TFX's InfraValidator idea, in-process), then renamed (local and POSIX-like
+  filesystems); on object stores, verified where it was staged and copied with saved_model.pb last,
+  as TF Serving expects.
 Each pushed version carries PUSH_RECORD (content fingerprint, source artifact, time).
 """
 from __future__ import annotations
@@ -207,19 +209,55 @@ class PusherExecutor(pusher_executor.Executor):
         model_push.set_string_custom_property("fingerprint", fingerprint)
 
 
-def publish(model_path: str, base: str, version: int, record: dict[str, Any]) -> str:
-    """Copies the model to base/version whole: staged and renamed where renaming a folder is
-    atomic (local disks), else copied in place with saved_model.pb last (object stores)."""
+class PushRefused(RuntimeError):
+    """The staged model did not load or answer a request: nothing was published."""
+
+
+def answers_one_request(model_dir: str) -> None:
+    """Loads the SavedModel and sends one image through each serving signature; raises
+    PushRefused with the reason when it cannot (what a model server would meet first)."""
+    import numpy as np
+    import tensorflow as tf
+    try:
+        model = tf.saved_model.load(model_dir)
+        image = tf.io.encode_png(np.full((8, 8, 3), 128, np.uint8))
+        example = tf.train.Example(features=tf.train.Features(feature={
+            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.numpy()]))}))
+        answers = [model.signatures["serve_image_bytes"](image_bytes=tf.stack([image])),
+                   model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))]
+        for answer in answers:
+            total = float(tf.reduce_sum(answer["probabilities"]))
+            if not np.isclose(total, 1.0, atol=1e-3):
+                raise ValueError(f"probabilities of one image sum to {total}")
+    except Exception as error:  # whatever fails here would fail in the model server
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PushRefused(f"the model in {model_dir} does not answer a request ({type(error).__name__}: "
+                          f"{reason[:300]}): nothing pushed") from error
+
+
+def publish(model_path: str, base: str, version: int, record: dict[str, Any], verify=None) -> str:
+    """Copies the model to base/version whole and verified: staged, `verify`-ed, then renamed where
+    renaming a folder is atomic (local disks); on object stores verified in the staging copy and
+    copied in place with saved_model.pb last. A model that fails `verify` leaves nothing behind."""
     gfile = _gfile()
     final = os.path.join(base, str(version))
     atomic_rename = "://" not in base
-    target = os.path.join(base, f"{_STAGING_PREFIX}{version}") if atomic_rename else final
-    if gfile.exists(target):
-        gfile.rmtree(target)
-    gfile.makedirs(target)
-    with gfile.GFile(os.path.join(target, PUSH_RECORD), "w") as f:
+    staging = os.path.join(base, f"{_STAGING_PREFIX}{version}")
+    if gfile.exists(staging):
+        gfile.rmtree(staging)
+    gfile.makedirs(staging)
+    with gfile.GFile(os.path.join(staging, PUSH_RECORD), "w") as f:
         json.dump(record, f, indent=1, sort_keys=True)
-    copy_tree(model_path, target)
+    copy_tree(model_path, staging)
+    try:
+        (verify or answers_one_request)(staging)
+    except Exception:
+        gfile.rmtree(staging)
+        raise
     if atomic_rename:
-        os.rename(target, final)
+        os.rename(staging, final)
+    else:
+        gfile.makedirs(final)
+        copy_tree(staging, final)
+        gfile.rmtree(staging)
     return final

@@ -7,7 +7,7 @@ from tfx.types import standard_artifacts
 
 from simsiam_tfx.components import model_gate, pushed_models
 from simsiam_tfx.config import EvalConfig
-from tests.components.test_pushed_models import destination, model_artifact, saved_model
+from tests.components.test_pushed_models import destination, model_artifact, models_answer, saved_model  # noqa: F401
 
 DEFAULTS = json.loads(model_gate.gate_settings(EvalConfig()))
 

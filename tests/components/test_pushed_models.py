@@ -11,6 +11,13 @@ from tfx.utils import proto_utils
 from simsiam_tfx.components import pushed_models
 
 
+@pytest.fixture(autouse=True)
+def models_answer(monkeypatch):
+    """These stand-in models are bytes, not SavedModels: their load-and-answer check is skipped
+    (test_a_model_that_cannot_answer_is_never_published runs it)."""
+    monkeypatch.setattr(pushed_models, "answers_one_request", lambda path: None)
+
+
 def saved_model(folder, content=b"graph"):
     os.makedirs(os.path.join(folder, "variables"), exist_ok=True)
     with open(os.path.join(folder, "saved_model.pb"), "wb") as f:
@@ -123,3 +130,12 @@ def test_fingerprint_follows_content_not_the_push_record(tmp_path):
     assert pushed_models.model_fingerprint(a) == pushed_models.model_fingerprint(b)
     saved_model(a, b"changed")
     assert pushed_models.model_fingerprint(a) != pushed_models.model_fingerprint(b)
+
+
+@pytest.mark.fault
+def test_a_model_that_cannot_answer_is_never_published(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the real load-and-answer check
+    saved_model(str(tmp_path / "model" / "Format-Serving"), b"not a SavedModel")
+    with pytest.raises(pushed_models.PushRefused, match="does not answer a request.*nothing pushed"):
+        push(tmp_path, tmp_path / "model")
+    assert os.listdir(tmp_path / "serving") == []  # no version, no staging folder left
