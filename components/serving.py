@@ -2,18 +2,66 @@
 
 - `serving_default`: serialized raw `tf.Example`s (what TFMA and TF Serving's predict send) ->
   class probabilities, predicted class and embedding.
-- `serve_image_bytes`: encoded image bytes (JPEG, PNG, ... of any size) -> the same outputs.
+- `serve_image_bytes`: encoded image bytes (JPEG, PNG, GIF, BMP) -> the same outputs.
 
 Both run the Transform graph first (decode, resize), so serving preprocessing is exactly
 training preprocessing.
+
+Every request is bounded and answered per image: the header of each image is read before
+anything is decoded, and an image that is not JPEG/PNG/GIF/BMP, or would decode to more than
+MAX_DECODED_PIXELS, is not decoded at all. It gets `status` saying why, class_id -1, an empty
+class_name and zero probabilities and embedding; the other images of the batch are answered as
+usual (`status` "ok"). An empty batch gets an empty answer. What still fails a whole batch: a
+serialized tf.Example that does not parse, and a JPEG whose header itself is corrupt (TensorFlow
+raises on both).
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from simsiam_tfx.components.image_check import MAX_DECODED_PIXELS
 from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY, PREDICTION_KEY
 from simsiam_tfx.trainer import data
+
+OK, UNSUPPORTED, TOO_LARGE = 0, 1, 2
+STATUS = ("ok", "not a JPEG, PNG, GIF or BMP image", f"too large: over {MAX_DECODED_PIXELS} decoded pixels")
+_HEADER_PAD = b"\0" * 32  # every header field read below lies in the first 32 bytes
+
+
+def _unsigned(padded: tf.Tensor, offset: int, size: int, little_endian: bool) -> tf.Tensor:
+    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, offset, size), tf.uint8), tf.int64)
+    if little_endian:
+        digits = tf.reverse(digits, [0])
+    return tf.reduce_sum(digits * tf.constant([256 ** (size - 1 - i) for i in range(size)], tf.int64))
+
+
+def header_status(encoded: tf.Tensor) -> tf.Tensor:
+    """One encoded image (scalar string) -> OK, UNSUPPORTED or TOO_LARGE, from its header alone."""
+    padded = tf.strings.join([encoded, _HEADER_PAD])
+
+    def pixels(width, height):
+        return tf.where((width > 0) & (height > 0), width * height, tf.constant(-1, tf.int64))
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+        return pixels(shape[1], shape[0])
+
+    def bmp():
+        height = _unsigned(padded, 22, 4, True)
+        height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)  # negative: a top-down bitmap
+        return pixels(_unsigned(padded, 18, 4, True), height)
+
+    magic = tf.strings.substr(padded, 0, 4)
+    count = tf.case([
+        (tf.equal(tf.strings.substr(magic, 0, 3), b"\xff\xd8\xff"), jpeg),
+        (tf.equal(magic, b"\x89PNG"), lambda: pixels(_unsigned(padded, 16, 4, False), _unsigned(padded, 20, 4, False))),
+        (tf.equal(magic, b"GIF8"), lambda: pixels(_unsigned(padded, 6, 2, True), _unsigned(padded, 8, 2, True))),
+        (tf.equal(tf.strings.substr(magic, 0, 2), b"BM"), bmp),
+    ], default=lambda: tf.constant(-1, tf.int64), exclusive=True)
+    code = tf.where(count < 0, UNSUPPORTED, tf.where(count > MAX_DECODED_PIXELS, TOO_LARGE, OK))
+    return tf.cast(code, tf.int64)
 
 
 def save_serving_model(classifier: keras.Model, tft_output, image_size: int, path: str,
@@ -24,24 +72,34 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
     names = tf.constant(list(class_names) if class_names else [str(i) for i in range(num_classes)])
     raw_spec = tft_output.raw_feature_spec()
     raw_spec.pop(LABEL_KEY, None)
+    # Same shape as a parsed raw example ((B,) or (B, 1), as the schema says).
+    raw_shape = [-1] + list(raw_spec[IMAGE_KEY].shape)
+    stand_in = tf.io.encode_png(np.zeros((1, 1, 3), np.uint8)).numpy()  # decoded in place of refused images
 
-    def predict(raw_features):
-        transformed = classifier.tft_layer(raw_features)
-        images = data.decode_images(transformed[IMAGE_KEY], image_size)
-        outputs = classifier(images, training=False)
-        class_id = tf.argmax(outputs["probabilities"], axis=1)
-        return {PREDICTION_KEY: outputs["probabilities"], "class_id": class_id,
-                "class_name": tf.gather(names, class_id), "embedding": outputs["embedding"]}
+    def predict(image_bytes):
+        image_bytes = tf.reshape(image_bytes, [-1])
+        count = tf.shape(image_bytes)[0]
+        status = tf.map_fn(header_status, image_bytes, fn_output_signature=tf.int64)
+        accepted = tf.equal(status, OK)
+        safe = tf.where(accepted, image_bytes, stand_in)
+        # An empty batch is answered by running one stand-in image and keeping none of it.
+        safe = tf.cond(count > 0, lambda: safe, lambda: tf.constant([stand_in]))
+        transformed = classifier.tft_layer({IMAGE_KEY: tf.reshape(safe, raw_shape)})
+        outputs = classifier(data.decode_images(transformed[IMAGE_KEY], image_size), training=False)
+        probabilities, embedding = outputs["probabilities"][:count], outputs["embedding"][:count]
+        class_id = tf.where(accepted, tf.argmax(probabilities, axis=1), tf.constant(-1, tf.int64))
+        keep = tf.cast(accepted, tf.float32)[:, None]
+        return {PREDICTION_KEY: probabilities * keep, "class_id": class_id,
+                "class_name": tf.where(accepted, tf.gather(names, tf.maximum(class_id, 0)), ""),
+                "embedding": embedding * keep, "status": tf.gather(tf.constant(STATUS), status)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
-        return predict(tf.io.parse_example(serialized, raw_spec))
+        return predict(tf.io.parse_example(serialized, raw_spec)[IMAGE_KEY])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(image_bytes):
-        # Same shape as a parsed raw example ((B,) or (B, 1), as the schema says).
-        shape = [-1] + list(raw_spec[IMAGE_KEY].shape)
-        return predict({IMAGE_KEY: tf.reshape(image_bytes, shape)})
+        return predict(image_bytes)
 
     classifier.save(path, include_optimizer=False,
                     signatures={"serving_default": serve_examples, "serve_image_bytes": serve_image_bytes})
