@@ -8,11 +8,12 @@ executor adds the facts to the run_fn's custom_config (components/trainer_config
 
 The executor also fails at once, with one line, when the compiled pipeline asked for GPUs and
 TensorFlow sees none (a CPU image on a GPU node, or missing CUDA libraries) instead of silently
-training on the CPU.
+training on the CPU, and when the data cannot train or measure a model (`check_splits`).
 """
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from tfx import types
@@ -21,7 +22,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
-from tfx.utils import json_utils
+from tfx.utils import json_utils, proto_utils
 
 from simsiam_tfx.components import trainer_config
 from simsiam_tfx.config import ConfigError
@@ -53,15 +54,45 @@ def check_gpus(requested: int) -> None:
                           f"on a GPU node")
 
 
+def check_splits(examples: types.Artifact, splits: list[str], class_names: list[str]) -> None:
+    """Degenerate data stops here, before any training, with one line: fewer than 2 pre-training
+    images, or a class without a labelled example in probe_train or in eval (the probe could not
+    learn it, or its accuracy would not measure it)."""
+    from simsiam_tfx.trainer import data
+    counts = {split: data.label_counts([os.path.join(artifact_utils.get_split_uri([examples], split), "*")])
+              for split in splits}
+    if "pretrain" in counts and sum(counts["pretrain"].values()) < 2:
+        raise ConfigError(f"the pretrain split holds {sum(counts['pretrain'].values())} image(s); "
+                          f"pre-training needs at least 2")
+    for split in ("probe_train", "eval"):
+        if split not in counts:
+            continue
+        missing = [name for i, name in enumerate(class_names) if not counts[split].get(i)]
+        if missing:
+            have = {name: counts[split].get(i, 0) for i, name in enumerate(class_names)}
+            raise ConfigError(f"{len(missing)} class(es) have no labelled example in {split}: {missing[:10]} "
+                              f"(per class: {dict(list(have.items())[:20])}); every class needs images in "
+                              f"probe_train and eval: add images or remove the class")
+
+
 class Executor(trainer_executor.GenericExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         key = standard_component_specs.CUSTOM_CONFIG_KEY
         custom = json_utils.loads(exec_properties.get(key) or "{}")
         check_gpus(int(custom.get("gpus") or 0))
         facts = data_facts(artifact_utils.get_single_instance(input_dict[DATA_EXAMPLES_KEY]))
+        check_splits(artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
+                     _splits(exec_properties), facts["class_names"])
         exec_properties = {**exec_properties, key: json_utils.dumps(trainer_config.with_data_plan(custom, facts))}
         inputs = {k: v for k, v in input_dict.items() if k != DATA_EXAMPLES_KEY}
         super().Do(inputs, output_dict, exec_properties)
+
+
+def _splits(exec_properties) -> list[str]:
+    train_args, eval_args = trainer_pb2.TrainArgs(), trainer_pb2.EvalArgs()
+    proto_utils.json_to_proto(exec_properties.get(standard_component_specs.TRAIN_ARGS_KEY) or "{}", train_args)
+    proto_utils.json_to_proto(exec_properties.get(standard_component_specs.EVAL_ARGS_KEY) or "{}", eval_args)
+    return list(train_args.splits) + list(eval_args.splits)
 
 
 class Spec(standard_component_specs.TrainerSpec):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY
+from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY, UNLABELLED
 from simsiam_tfx.trainer import augment
 
 # Decoded uint8 images are cached in memory when they fit under this many bytes; above it they
@@ -52,6 +52,17 @@ def _examples(file_patterns: list[str], with_labels: bool) -> tf.data.Dataset:
 
 def count_examples(file_patterns: list[str]) -> int:
     return int(_records(file_patterns).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+def label_counts(file_patterns: list[str]) -> dict[int, int]:
+    """label -> number of examples (unlabelled ones under UNLABELLED); no image is decoded."""
+    spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=UNLABELLED)}
+    counts: dict[int, int] = {}
+    for labels in _records(file_patterns).batch(4096).map(lambda r: tf.io.parse_example(r, spec)[LABEL_KEY]):
+        values, _, number = tf.unique_with_counts(labels)
+        for value, n in zip(values.numpy().tolist(), number.numpy().tolist()):
+            counts[value] = counts.get(value, 0) + n
+    return counts
 
 
 def _maybe_cache(ds: tf.data.Dataset, num_examples: int, image_size: int) -> tf.data.Dataset:
