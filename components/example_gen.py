@@ -31,6 +31,7 @@ from simsiam_tfx.features import SPLITS, UNLABELLED, to_example
 SKIPPED_REPORT = "skipped_files.jsonl"
 _REPORT_PROPERTY = "_skipped_report_path"
 SKIPPED = "skipped"
+_RECORD_FRAMING = 16  # a TFRecord's length (8 bytes) and two CRCs (4 each) around its data
 
 
 def _skip(read: sources.Read, item: str, reason: str) -> beam.pvalue.TaggedOutput:
@@ -98,6 +99,35 @@ class _CheckRecord(beam.DoFn):
             yield _checked(self.read, item, images[0], int(labels[0]))
 
 
+class _ReadAndCheckRecords(beam.DoFn):
+    """A TFRecord file -> its checked records. A file cut short (a copy or upload that stopped) keeps
+    the records before the cut and is named as a skip: Beam's own reader drops a cut-off tail
+    without a word, or fails the run, depending on where the cut falls."""
+
+    def __init__(self, read: sources.Read):
+        self.read = read
+        self.check = _CheckRecord(read)
+
+    def process(self, path: str) -> Iterator:
+        import tensorflow as tf
+        count = consumed = 0
+        compression = "GZIP" if path.endswith(".gz") else ""
+        try:
+            for record in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
+                count += 1
+                consumed += len(record) + _RECORD_FRAMING
+                yield from self.check.process((path, record))
+        except (tf.errors.OpError, OSError) as error:
+            yield _skip(self.read, path, f"truncated or corrupt TFRecord file: {count} records read, then "
+                                         f"{type(error).__name__}")
+            return
+        # TensorFlow's reader takes a file cut inside a record's header for a clean end.
+        size = tf.io.gfile.stat(path).length
+        if not compression and consumed != size:
+            yield _skip(self.read, path, f"truncated or corrupt TFRecord file: {count} records read, then "
+                                         f"{size - consumed} stray bytes")
+
+
 class _CheckTfdsExample(beam.DoFn):
     def __init__(self, read: sources.Read):
         self.read = read
@@ -119,9 +149,11 @@ def _ReadAndCheck(pipeline: beam.Pipeline, read: sources.Read):  # pylint: disab
                  | "Open" >> fileio.ReadMatches())
         return files | "Check" >> beam.ParDo(_CheckFile(read)).with_outputs(SKIPPED, main="images")
     if read.kind == "tfrecords":
-        records = (pipeline | "Pattern" >> beam.Create([read.location])
-                   | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True))
-        return records | "Check" >> beam.ParDo(_CheckRecord(read)).with_outputs(SKIPPED, main="images")
+        from apache_beam.io import fileio
+        paths = (pipeline | "Match" >> fileio.MatchFiles(read.location)
+                 | "Paths" >> beam.Map(lambda metadata: metadata.path)
+                 | "Spread" >> beam.Reshuffle())  # one file a task, over the workers
+        return paths | "ReadAndCheck" >> beam.ParDo(_ReadAndCheckRecords(read)).with_outputs(SKIPPED, main="images")
     if read.kind == "tfds":
         import tensorflow_datasets as tfds
         builder = sources.tfds_builder(read.location, read.data_dir or None)

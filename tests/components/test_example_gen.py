@@ -131,6 +131,30 @@ def test_tfrecords_with_custom_keys_and_a_broken_record(tmp_path):
     assert reasons == ["not a tf.train.Example", "truncated or corrupt image"]
 
 
+@pytest.mark.fault
+@pytest.mark.parametrize("into_record", [5, 100])  # a cut in a record's length header, or in its data
+def test_a_truncated_tfrecord_file_is_a_named_skip_and_its_good_records_are_kept(tmp_path, into_record):
+    def write(path, first, count):
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for i in range(first, first + count):
+                feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[data_factory.encoded((20, 20), i, "PNG")])),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2]))}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    (tmp_path / "records").mkdir()
+    write(tmp_path / "records" / "whole.tfrecord", 0, 20)
+    write(tmp_path / "records" / "cut.tfrecord", 100, 20)
+    cut = tmp_path / "records" / "cut.tfrecord"
+    record_size = cut.stat().st_size // 20  # the records are equally long
+    cut.write_bytes(cut.read_bytes()[: 15 * record_size + into_record])  # a copy that stopped short
+    data = DataConfig(tfrecords=str(tmp_path / "records" / "*.tfrecord"))
+    _, out, examples = run_example_gen(data, tmp_path)
+    kept = len(out["probe_train"]) + len(out["eval"])
+    assert kept == 20 + 15  # every whole record of both files
+    [row] = skipped_report(examples)
+    assert row["item"].endswith("cut.tfrecord") and row["reason"].startswith("truncated or corrupt TFRecord file")
+
+
 def test_separate_sources_unlabelled_folder_for_pretraining_tfds_for_the_probe(tfds_dir, tmp_path):
     unlabelled = tmp_path / "unlabelled"
     data_factory.write_image_folder(str(unlabelled), 25)  # nested folders, no classes
