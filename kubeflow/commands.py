@@ -3,6 +3,7 @@ schedule the compiled file. User mistakes raise ConfigError (one line, exit 2)."
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -104,6 +105,44 @@ def _add_param_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="re-run every component")
 
 
+# ---- errors from the services ---------------------------------------------------------------
+def _api_error_types() -> tuple[type, ...]:
+    """What the KFP and Vertex clients raise for a service's answer, an unreachable host or missing
+    credentials (each import is optional: a client library may be absent)."""
+    import urllib3
+    types: list[type] = [ConnectionError, urllib3.exceptions.HTTPError]
+    for module, names in (("kfp_server_api.exceptions", ("OpenApiException",)),
+                          ("google.api_core.exceptions", ("GoogleAPIError",)),
+                          ("google.auth.exceptions", ("GoogleAuthError",)),
+                          ("requests.exceptions", ("RequestException",))):
+        try:
+            imported = __import__(module, fromlist=list(names))
+        except ImportError:
+            continue
+        types += [getattr(imported, name) for name in names]
+    return tuple(types)
+
+
+def _one_line(error: BaseException) -> str:
+    status = getattr(error, "status", None) or getattr(error, "code", None)
+    reason = getattr(error, "reason", None) or getattr(error, "message", None) or str(error)
+    text = " ".join(str(reason).split()) or type(error).__name__
+    return f"{type(error).__name__}" + (f" {status}" if status and not callable(status) else "") + f": {text[:300]}"
+
+
+def api_errors(service: str):
+    """Runs a command; an error from `service` becomes one line (ConfigError) instead of a traceback."""
+    def wrap(command):
+        @functools.wraps(command)
+        def run(args) -> int:
+            try:
+                return command(args)
+            except _api_error_types() as error:
+                raise ConfigError(f"{service}: {_one_line(error)}") from None
+        return run
+    return wrap
+
+
 # ---- Kubeflow Pipelines ---------------------------------------------------------------------
 def kfp_client(args):
     import kfp
@@ -121,6 +160,7 @@ def _package(args) -> tuple[str, dict[str, Any]]:
     return args.package, load_spec(args.package, "kfp")
 
 
+@api_errors("Kubeflow Pipelines")
 def _cmd_kfp(args) -> int:
     package, spec = _package(args)
     client = kfp_client(args)
@@ -186,6 +226,7 @@ def vertex_request(args) -> dict[str, Any]:
         "max_concurrent_run_count": args.max_concurrency, "create_pipeline_job_request": request}}
 
 
+@api_errors("Vertex AI")
 def _cmd_vertex(args) -> int:
     if args.vertex_command == "schedule":
         validate_cron(args.cron, seconds=False)

@@ -229,3 +229,27 @@ def test_dockerfile_passes_hadolint():
     exe = HADOLINT
     result = subprocess.run([exe, "--no-color", DOCKERFILE], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.fault
+def test_errors_from_the_kfp_api_are_one_line(files, kfp_server, capsys, monkeypatch):
+    host, _ = kfp_server
+    monkeypatch.delitem(RESPONSES, ("POST", "/apis/v2beta1/runs"))  # the server answers 404
+    assert cli.main(["kfp", "run", "--host", host, "--package", files["yaml"]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simsiam-tfx: error: Kubeflow Pipelines: ApiException 404") and err.count("\n") == 1
+    assert cli.main(["kfp", "upload", "--host", "http://127.0.0.1:9", "--package", files["yaml"]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simsiam-tfx: error: Kubeflow Pipelines: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.fault
+def test_vertex_without_credentials_is_one_line(files, capsys, monkeypatch):
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", "/nonexistent")  # no gcloud credentials
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # and no metadata server to ask
+    argv = ["vertex", "run", "--template", files["json"], "--region", "europe-west4", "--project", "p"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simsiam-tfx: error: Vertex AI: DefaultCredentialsError") and err.count("\n") == 1, err
