@@ -12,3 +12,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# The suite runs on two pytest-xdist workers (`./simsiam test`, --dist loadgroup). A module's tests
+# stay together, so its module-scoped fixtures (a compiled spec, a trained model, a whole CLI run)
+# are built once; the slow whole-pipeline tests that share nothing are spread one by one.
+SPREAD_ONE_BY_ONE = ("tests/kubeflow/test_launchers.py", "tests/e2e/test_local_run.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if module not in SPREAD_ONE_BY_ONE:
+            item.add_marker(pytest.mark.xdist_group(module))
