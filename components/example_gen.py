@@ -36,7 +36,8 @@ _RECORD_FRAMING = 16  # a TFRecord's length (8 bytes) and two CRCs (4 each) arou
 
 def _skip(read: sources.Read, item: str, reason: str) -> beam.pvalue.TaggedOutput:
     return beam.pvalue.TaggedOutput(SKIPPED, json.dumps(
-        {"source": read.describe(), "item": item, "reason": reason}, ensure_ascii=False))
+        {"source": sources.printable(read.describe()), "item": sources.printable(item), "reason": reason},
+        ensure_ascii=False))
 
 
 def _checked(read: sources.Read, item: str, data: bytes, label: int):
@@ -58,6 +59,9 @@ class _CheckFile(beam.DoFn):
 
     def process(self, readable: Any) -> Iterator:
         path = readable.metadata.path
+        if not sources.is_utf8(path):  # TFX, TFDV and the reports all take names as UTF-8 text
+            yield _skip(self.read, path, "file name is not valid UTF-8")
+            return
         label = UNLABELLED
         if self.class_ids:
             relative = os.path.relpath(path, self.read.location)
@@ -143,7 +147,7 @@ def _ReadAndCheck(pipeline: beam.Pipeline, read: sources.Read):  # pylint: disab
     """One source -> main output (fraction, image, label) and SKIPPED (json lines)."""
     if read.kind == "images":
         from apache_beam.io import fileio
-        files = (pipeline | "Match" >> fileio.MatchFiles(sources.files_under(read.location))
+        files = (pipeline | "Patterns" >> beam.Create(read.patterns()) | "Match" >> fileio.MatchAll()
                  # File names only: spreads the reads over workers and mixes their order.
                  | "Spread" >> beam.Reshuffle()
                  | "Open" >> fileio.ReadMatches())

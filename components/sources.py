@@ -53,6 +53,15 @@ class Read:
         without its hash selection and with labels (a split drops them where not `labelled`)."""
         return dataclasses.replace(self, keep=(0.0, 1.0), labelled=True)
 
+    def patterns(self) -> list[str]:
+        """Beam file patterns of everything this Read reads. An image folder is one pattern, plus
+        one per symlinked class folder: Beam's matcher follows a link named in a pattern, never
+        one met below it (so a link back up the tree cannot loop)."""
+        if self.kind != "images":
+            return [self.location]
+        linked = [c for c in self.classes if os.path.islink(os.path.join(self.location, c))]
+        return [files_under(self.location)] + [files_under(os.path.join(self.location, c)) for c in linked]
+
     def describe(self) -> str:
         what = {"tfds": f"TFDS {self.location}[{self.split}]", "images": f"images in {self.location}",
                 "tfrecords": f"TFRecords {self.location}"}[self.kind]
@@ -126,24 +135,62 @@ def _tfds_plan(name: str, data: DataConfig) -> tuple[dict[str, list[Read]], list
     return splits, list(builder.info.features["label"].names), f"{name} (TFDS {builder.info.version})"
 
 
+def printable(path: str) -> str:
+    """A local path as text: bytes of a name that is not UTF-8 are shown as \\xNN."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_utf8(name: str) -> bool:
+    """Whether a file name read from disk is valid UTF-8 (Python keeps other bytes as surrogates)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _walk_files(root: str):
+    """Every file below root. Locally, symlinked sub-folders are not entered (a link back up the
+    tree would loop); names that are not UTF-8 are kept (ExampleGen skips them by name)."""
     import tensorflow as tf
-    for directory, _, files in tf.io.gfile.walk(root):
+    walk = os.walk(root) if "://" not in root else tf.io.gfile.walk(root)
+    for directory, _, files in walk:
         for name in files:
             yield os.path.join(directory, name)
 
 
+def _class_folder_problem(root: str, name: str) -> Optional[str]:
+    """Why the sub-folder `name` of a local labelled folder cannot be a class, or None."""
+    path = os.path.join(root, name)
+    if not is_utf8(name):
+        return "class folder name is not valid UTF-8"
+    if os.path.islink(path):
+        real, real_root = os.path.realpath(path), os.path.realpath(root)
+        if real == real_root or real_root.startswith(real + os.sep) or real.startswith(real_root + os.sep):
+            return "symlink into the data folder itself (a loop, or a second copy of a class)"
+    if next(_walk_files(path), None) is None:
+        return "empty class folder (no images)"
+    return None
+
+
 def _class_folders(root: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Sub-folders of `root` that hold at least one file (sorted), and the empty ones as skipped."""
+    """Sub-folders of `root` that hold at least one file (sorted), and the others as skipped.
+    Locally a symlinked class folder is a class (Read.patterns follows it)."""
     import tensorflow as tf
     classes, skipped = [], []
-    for entry in sorted(tf.io.gfile.listdir(root)):
-        name = entry.rstrip("/")
-        path = os.path.join(root, name)
-        if not tf.io.gfile.isdir(path) or name.startswith("."):
+    local = "://" not in root
+    names = sorted(e.name for e in os.scandir(root) if e.is_dir()) if local else \
+        sorted(n.rstrip("/") for n in tf.io.gfile.listdir(root) if tf.io.gfile.isdir(os.path.join(root, n)))
+    for name in names:
+        if name.startswith("."):
             continue
-        if next(_walk_files(path), None) is None:
-            skipped.append({"source": root, "item": path, "reason": "empty class folder (no images)"})
+        path = os.path.join(root, name)
+        if local:
+            problem = _class_folder_problem(root, name)
+        else:
+            problem = None if next(_walk_files(path), None) is not None else "empty class folder (no images)"
+        if problem:
+            skipped.append({"source": root, "item": printable(path), "reason": problem})
         else:
             classes.append(name)
     return classes, skipped
@@ -272,9 +319,9 @@ def content_fingerprint(source_plan: SourcePlan) -> str:
             info = tfds_builder(read.location, read.data_dir or None).info
             digest.update(f"{info.version}{[(s, info.splits[s].shard_lengths) for s in sorted(info.splits)]}".encode())
         else:
-            pattern = files_under(read.location) if read.kind == "images" else read.location
-            for line in _file_lines(pattern):
-                digest.update(line.encode())
+            for pattern in read.patterns():
+                for line in _file_lines(pattern):
+                    digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
 
 

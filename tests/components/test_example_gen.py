@@ -175,3 +175,26 @@ def test_a_folder_named_with_glob_characters_is_read_whole(tmp_path):
     before = sources.content_fingerprint(plan)
     (root / "class0" / "new.png").write_bytes(data_factory.encoded((24, 24), 999))
     assert sources.content_fingerprint(sources.plan(DataConfig(images=str(root)), str(tmp_path / "d"))) != before
+
+
+@pytest.mark.fault
+def test_symlinked_class_folders_are_read_and_loops_and_undecodable_names_are_named_skips(tmp_path):
+    root = tmp_path / "photos"
+    data_factory.write_image_folder(str(root), 20, classes=2)
+    data_factory.write_image_folder(str(tmp_path / "elsewhere"), 6, classes=1)
+    os.symlink(tmp_path / "elsewhere" / "class0", root / "birds")  # a class kept elsewhere
+    os.symlink(root, root / "loop")  # a link back up the tree
+    os.symlink(root / "class1", root / "again")  # a second copy of a class
+    with open(os.fsencode(str(root / "class0")) + b"/caf\xe9.png", "wb") as f:  # Latin-1, not UTF-8
+        f.write(data_factory.encoded((20, 20), 99, "PNG"))
+    os.mkdir(os.fsencode(str(root)) + b"/\xff-class")
+    plan, out, examples = run_example_gen(DataConfig(images=str(root)), tmp_path)
+
+    assert plan.class_names == ["birds", "class0", "class1"]
+    assert sum(len(out[split]) for split in ("probe_train", "eval")) == 20 + 6
+    assert {label for split in ("probe_train", "eval") for _, label in out[split]} == {0, 1, 2}
+    planned = {row["item"].rsplit("/", 1)[-1]: row["reason"] for row in plan.skipped}
+    assert planned["loop"].startswith("symlink into the data folder") and planned["again"].startswith("symlink")
+    assert planned["\\xff-class"] == "class folder name is not valid UTF-8"
+    [row] = [r for r in skipped_report(examples) if r["item"].endswith(".png")]  # the plan's skips are there too
+    assert row["item"].endswith("caf\\xe9.png") and row["reason"] == "file name is not valid UTF-8"
