@@ -73,6 +73,16 @@ def test_each_image_gets_its_own_status_and_refused_ones_are_not_decoded(served)
     assert by_example["status"].numpy()[0].decode() == serving.STATUS[2]
 
 
+def test_a_serialized_example_that_does_not_parse_fails_its_request_with_tensorflows_error(served):
+    model = tf.saved_model.load(served)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Could not parse example"):
+        model.signatures["serving_default"](examples=tf.constant([b"not a tf.Example"]))
+    # TensorFlow's Python error text quotes the bytes and cannot decode non-UTF-8 ones; TF Serving
+    # answers INVALID_ARGUMENT either way.
+    with pytest.raises((tf.errors.InvalidArgumentError, UnicodeDecodeError)):
+        model.signatures["serving_default"](examples=tf.constant([b"\xff\xfe not a tf.Example"]))
+
+
 def test_an_empty_batch_gets_an_empty_answer(served):
     model = tf.saved_model.load(served)
     out = model.signatures["serve_image_bytes"](image_bytes=tf.constant([], tf.string))
