@@ -106,8 +106,14 @@ def _cmd_sources(args) -> int:
     from simsiam_tfx.components import sources
     config = config_from_args(args)
     plan = sources.plan(config.data, args.to)
-    folder = sources.write_plan(plan, args.to)
-    print(json.dumps({"input_base": folder, "num_classes": plan.num_classes, **sources.summary(plan)},
+    extra = {}
+    if args.span == "auto":
+        span = sources.write_span(plan, args.to)
+        folder, extra = span.folder, {"span": span.number, "new_span": span.created,
+                                      "data_fingerprint": span.plan.content_fingerprint}
+    else:
+        folder = sources.write_plan(plan, args.to)
+    print(json.dumps({"input_base": folder, **extra, "num_classes": plan.num_classes, **sources.summary(plan)},
                      indent=2, ensure_ascii=False))
     return 0
 
@@ -177,11 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser(
         "sources", help="write the data plan (sources.json) that ExampleGen reads, e.g. for Kubeflow/Vertex runs",
-        description="Resolve the data flags into a sources.json plan under --to/sources-<fingerprint>/ and print "
+        description="Resolve the data flags into a sources.json plan under --to/sources-<fingerprint>/ (with --span "
+                    "auto: --to/span-<N>/, a new N only when the data changed) and print "
                     "that folder: pass it as --input-base to `kfp run` / `vertex run`. Paths in the plan must be "
                     "readable where the pipeline runs (gs://... for a cluster).")
     add_flags(plan, data_only=True)
     plan.add_argument("--to", metavar="DIR", required=True, help="folder (local or gs://) for the plan")
+    plan.add_argument("--span", choices=("auto",),
+                      help="auto: data versions; write DIR/span-<N+1>/sources.json only when no span under DIR "
+                           "holds this data already (new, changed or removed images), and print the span in use")
     plan.set_defaults(func=_cmd_sources)
 
     bench = sub.add_parser(

@@ -47,3 +47,20 @@ def test_sources_command_writes_the_plan_for_a_cluster_run(tmp_path, capsys):
     plan = sources.load_plan(printed["input_base"])
     assert plan.class_names == ["class0", "class1", "class2"]
     assert plan.splits["eval"][0].keep == (0.85, 1.0)
+
+
+def test_sources_span_auto_writes_a_new_span_only_when_images_arrive(tmp_path, capsys):
+    images, to = tmp_path / "imgs", str(tmp_path / "data")
+    data_factory.write_image_folder(str(images), 6, classes=2)
+    argv = ["sources", "--images", str(images), "--to", to, "--span", "auto"]
+
+    def run() -> dict:
+        assert cli.main(argv) == 0
+        return json.loads(capsys.readouterr().out)
+
+    first, second = run(), run()
+    assert (first["span"], first["new_span"], second["span"], second["new_span"]) == (1, True, 1, False)
+    assert second["input_base"] == first["input_base"] == f"{to}/span-1"
+    (images / "class1" / "late.png").write_bytes(data_factory.encoded((24, 24), 77))
+    third = run()
+    assert (third["span"], third["new_span"]) == (2, True) and third["data_fingerprint"] != first["data_fingerprint"]
