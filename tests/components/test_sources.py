@@ -68,7 +68,8 @@ def test_a_corrupt_or_half_written_manifest_stops_with_one_line(tmp_path, damage
     data_factory.write_image_folder(str(images), 6, classes=2)
     span = sources.write_span(sources.plan(DataConfig(images=str(images)), root), root)
     path = os.path.join(span.folder, sources.PLAN_FILE)
-    text = open(path).read()
+    with open(path) as f:
+        text = f.read()
     raw = json.loads(text)
     damaged = {"truncate": text[: len(text) // 2],
                "edit": json.dumps({**raw, "class_names": ["class0", "cat"]}),
