@@ -36,9 +36,20 @@ def data_facts(examples: types.Artifact) -> dict[str, Any]:
     if not examples.has_custom_property("class_names"):
         raise ConfigError(f"Examples {examples.uri} carry no class names: made by an ExampleGen older than this "
                           f"pipeline; re-run ExampleGen (disable the cache)")
-    return {"class_names": json.loads(examples.get_string_custom_property("class_names")),
-            "image_size": examples.get_int_custom_property("image_size"),
-            "augment": examples.get_string_custom_property("augment")}
+    facts = {"class_names": json.loads(examples.get_string_custom_property("class_names")),
+             "image_size": examples.get_int_custom_property("image_size"),
+             "augment": examples.get_string_custom_property("augment")}
+    # Which data this is (the record a served model carries, components/linear_probe.py).
+    for key in ("span",):
+        if examples.has_custom_property(key):
+            facts[key] = examples.get_int_custom_property(key)
+    for key in ("data_fingerprint", "data_description"):
+        if examples.has_custom_property(key):
+            facts[key] = examples.get_string_custom_property(key)
+    if examples.has_custom_property("example_counts"):
+        facts["example_counts"] = json.loads(examples.get_string_custom_property("example_counts"))
+    facts["examples_uri"] = examples.uri
+    return facts
 
 
 def check_gpus(requested: int) -> None:

@@ -308,6 +308,7 @@ def _metrics(run: _Run, history: list[dict], initial_epoch: int, seconds: float)
     p, last = run.p, history[-1]
     return {
         "epochs": p.epochs,
+        "num_examples": run.num_examples,  # pre-training images this execution trained on
         "precision": p.precision,
         "steps": p.epochs * run.steps_per_epoch,
         "batch_size": run.batch_size,
