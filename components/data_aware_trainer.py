@@ -40,9 +40,8 @@ def data_facts(examples: types.Artifact) -> dict[str, Any]:
              "image_size": examples.get_int_custom_property("image_size"),
              "augment": examples.get_string_custom_property("augment")}
     # Which data this is (the record a served model carries, components/linear_probe.py).
-    for key in ("span",):
-        if examples.has_custom_property(key):
-            facts[key] = examples.get_int_custom_property(key)
+    if examples.has_custom_property("data_span"):  # ("span" is TFX's own Examples property)
+        facts["span"] = examples.get_int_custom_property("data_span")
     for key in ("data_fingerprint", "data_description"):
         if examples.has_custom_property(key):
             facts[key] = examples.get_string_custom_property(key)
@@ -72,6 +71,19 @@ class Executor(trainer_executor.GenericExecutor):
         exec_properties = {**exec_properties, key: json_utils.dumps(trainer_config.with_data_plan(custom, facts))}
         inputs = {k: v for k, v in input_dict.items() if k != DATA_EXAMPLES_KEY}
         super().Do(inputs, output_dict, exec_properties)
+        record_retraining(artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY]))
+
+
+def record_retraining(model: types.Artifact) -> None:
+    """The retraining decision pre-training wrote beside its encoder, as MLMD custom properties."""
+    from tfx.utils import path_utils
+
+    from simsiam_tfx.components import warm_start
+    decision = warm_start.retraining_of(path_utils.serving_model_path(model.uri))
+    if decision:
+        model.set_string_custom_property("retraining_policy", decision.get("policy", ""))
+        model.set_string_custom_property("retraining_reason", decision.get("reason", ""))
+        model.set_int_custom_property("warm_start_from_version", int(decision.get("from_version") or 0))
 
 
 class Spec(standard_component_specs.TrainerSpec):

@@ -263,7 +263,7 @@ def record_plan(examples, plan: sources.SourcePlan, counts: dict[str, int] | Non
     examples.set_string_custom_property("augment", plan.augment)
     examples.set_string_custom_property("data_fingerprint", plan.content_fingerprint)
     examples.set_string_custom_property("data_description", plan.description)
-    examples.set_int_custom_property("span", plan.span)
+    examples.set_int_custom_property("data_span", plan.span)
     examples.set_string_custom_property("source_files", json.dumps(plan.source_files, sort_keys=True))
     if counts:
         examples.set_string_custom_property("example_counts", json.dumps(

@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
-from simsiam_tfx.components import serving, trainer_config
+from simsiam_tfx.components import serving, trainer_config, warm_start
 from simsiam_tfx.trainer import data, probe, supervised
 
 METRICS_FILE = "probe_metrics.json"
@@ -47,6 +47,12 @@ def run_fn(fn_args) -> None:
     classifier = probe.build_classifier(encoder, kernel, bias)
     serving.save_serving_model(classifier, tft.TFTransformOutput(fn_args.transform_output), size,
                                fn_args.serving_model_dir, class_names=settings.class_names)
+    # What produced this model travels with it into every pushed version (components/warm_start.py).
+    data_record = dict(fn_args.custom_config.get(trainer_config.DATA_PLAN_KEY) or {})
+    warm_start.write_json(fn_args.serving_model_dir, warm_start.TRAINING_RECORD, {
+        "encoder_uri": fn_args.base_model, "retraining": warm_start.retraining_of(fn_args.base_model),
+        "data": data_record, "probe": {"accuracy": metrics["accuracy"],
+                                       "train_examples": sizes[0], "eval_examples": sizes[1]}})
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)

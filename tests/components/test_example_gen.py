@@ -131,7 +131,7 @@ def test_tfrecords_with_custom_keys_and_a_broken_record(tmp_path):
     assert reasons == ["not a tf.train.Example", "truncated or corrupt image"]
     # What the run read, in MLMD: examples per split as written (Beam counters).
     assert json.loads(examples.get_string_custom_property("example_counts")) == {s: len(out[s]) for s in SPLITS}
-    assert examples.get_int_custom_property("span") == 0  # a sources-<fingerprint> plan, not a span
+    assert examples.get_int_custom_property("data_span") == 0  # a sources-<fingerprint> plan, not a span
 
 
 def test_data_that_yields_no_example_stops_before_training_with_one_line(tmp_path):

@@ -64,3 +64,24 @@ def test_sources_span_auto_writes_a_new_span_only_when_images_arrive(tmp_path, c
     (images / "class1" / "late.png").write_bytes(data_factory.encoded((24, 24), 77))
     third = run()
     assert (third["span"], third["new_span"]) == (2, True) and third["data_fingerprint"] != first["data_fingerprint"]
+
+
+def test_served_says_which_data_produced_the_model_being_served(tmp_path, capsys):
+    from simsiam_tfx.components import warm_start
+    serving = tmp_path / "out" / "serving_model"
+    assert cli.main(["served", "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"simsiam-tfx: error: no model has been pushed to {serving}"
+    version = serving / "1795700000"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"stand-in")
+    (version / "push_record.json").write_text(json.dumps({"model_uri": "gs://b/tfx/LinearProbe/model/9",
+                                                          "fingerprint": "f", "pushed_at": 1}))
+    data = {"span": 2, "data_fingerprint": "0123abcd", "class_names": ["cat", "dog"],
+            "example_counts": {"pretrain": 80, "probe_train": 80, "eval": 15}}
+    warm_start.write_json(str(version), warm_start.TRAINING_RECORD, {
+        "data": data, "encoder_uri": "gs://b/tfx/SimSiamPretrain/model/8/Format-Serving",
+        "retraining": {"policy": "from_scratch", "reason": "the configured policy"}})
+    assert cli.main(["served", "--serving-dir", str(serving)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["version"] == 1795700000 and printed["model_uri"] == "gs://b/tfx/LinearProbe/model/9"
+    assert printed["data"] == data and printed["retraining"]["policy"] == "from_scratch"

@@ -1,0 +1,97 @@
+"""Retraining policy, and the record a served model carries of what produced it.
+
+Policy (`pretrain.warm_start`, flag `--warm-start`): retrain from scratch (the default), or start
+pre-training from the encoder of the model being served (the newest pushed version). Either way
+the Evaluator still compares the new model with the served one, so a worse model is not pushed.
+The decision and its reason are written beside the exported encoder (`RETRAINING_FILE`), copied
+into the pre-training metrics (run_summary.json `retraining`) and set as custom properties of the
+SimSiamPretrain model artifact in MLMD (components/data_aware_trainer.py).
+
+How the served encoder is found without any lookup outside the push destination: LinearProbe
+writes `TRAINING_RECORD` into the classifier it exports (`assets.extra/`, the SavedModel folder
+TF Serving leaves alone), and the Pusher copies every file of the model, so each pushed version
+names the encoder it was probed on (`encoder_uri`), the retraining decision, and the data it was
+trained on (span, content fingerprint, examples per split, class names). `simsiam-tfx served`
+prints it: which data produced the model being served.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from simsiam_tfx.config import PipelineConfig
+
+EXTRA_DIR = "assets.extra"
+TRAINING_RECORD = "simsiam_tfx_record.json"  # in the classifier (and so in every pushed version)
+RETRAINING_FILE = "retraining.json"  # beside the pre-trained encoder
+FROM_SCRATCH, WARM_START = "from_scratch", "warm_start"
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+        return None
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            value = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_json(model_dir: str, name: str, value: dict[str, Any]) -> str:
+    import tensorflow as tf
+    folder = os.path.join(model_dir, EXTRA_DIR)
+    tf.io.gfile.makedirs(folder)
+    path = os.path.join(folder, name)
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(value, f, indent=1, sort_keys=True, ensure_ascii=False)
+    return path
+
+
+def training_record(model_dir: str) -> dict[str, Any] | None:
+    """What a classifier (a LinearProbe model or a pushed version) says produced it."""
+    return _read_json(os.path.join(model_dir, EXTRA_DIR, TRAINING_RECORD))
+
+
+def retraining_of(encoder_dir: str) -> dict[str, Any] | None:
+    return _read_json(os.path.join(encoder_dir, EXTRA_DIR, RETRAINING_FILE))
+
+
+def decide(config: PipelineConfig) -> tuple[dict[str, Any], list | None]:
+    """(the decision: policy, reason, from_version, encoder_uri; the encoder weights to start from,
+    or None for a fresh initialisation)."""
+    if not config.pretrain.warm_start:
+        return {"policy": FROM_SCRATCH, "reason": "the configured policy: retrain from scratch (--warm-start "
+                                                  "starts from the served encoder)"}, None
+    from simsiam_tfx.components.pushed_models import newest_pushed
+    serving = config.serving_model_dir
+    newest = newest_pushed(serving)
+    if newest is None:
+        return {"policy": FROM_SCRATCH, "reason": f"--warm-start, but no model has been pushed to {serving} yet"}, None
+    record = training_record(newest.path) or {}
+    encoder_uri = record.get("encoder_uri")
+    decision = {"from_version": newest.version}
+    import tensorflow as tf
+    if not encoder_uri:
+        return {**decision, "policy": FROM_SCRATCH,
+                "reason": f"--warm-start, but served version {newest.version} names no encoder (pushed before "
+                          f"models carried their training record)"}, None
+    if not tf.io.gfile.exists(os.path.join(encoder_uri, "saved_model.pb")):
+        return {**decision, "policy": FROM_SCRATCH,
+                "reason": f"--warm-start, but the encoder of served version {newest.version} is gone ({encoder_uri})"}, None
+    import tf_keras as keras
+
+    from simsiam_tfx.trainer import backbones
+    p = config.pretrain.resolved(config.data.image_size)
+    served = keras.models.load_model(encoder_uri, compile=False)
+    fresh = backbones.build_encoder(p.backbone, config.data.image_size, p.width)
+    weights = served.get_weights()
+    if [w.shape for w in weights] != [w.shape for w in fresh.get_weights()]:
+        return {**decision, "policy": FROM_SCRATCH, "encoder_uri": encoder_uri,
+                "reason": f"--warm-start, but the encoder of served version {newest.version} has another "
+                          f"architecture than --backbone {p.backbone} --width {p.width} --image-size "
+                          f"{config.data.image_size}"}, None
+    return {**decision, "policy": WARM_START, "encoder_uri": encoder_uri,
+            "reason": f"--warm-start: pre-training starts from the encoder of served version {newest.version}"}, weights
