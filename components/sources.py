@@ -97,7 +97,7 @@ class SourcePlan:
         return cls.from_dict(raw)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "SourcePlan":
+    def from_dict(cls, raw: dict[str, Any]) -> SourcePlan:
         raw = dict(raw)
         raw["splits"] = {split: [Read(**{**r, "classes": tuple(r["classes"]), "keep": tuple(r["keep"])})
                                  for r in reads] for split, reads in raw["splits"].items()}
