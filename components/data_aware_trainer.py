@@ -71,7 +71,8 @@ class Executor(trainer_executor.GenericExecutor):
         exec_properties = {**exec_properties, key: json_utils.dumps(trainer_config.with_data_plan(custom, facts))}
         inputs = {k: v for k, v in input_dict.items() if k != DATA_EXAMPLES_KEY}
         super().Do(inputs, output_dict, exec_properties)
-        record_retraining(artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY]))
+        for model in output_dict.get(standard_component_specs.MODEL_KEY) or []:
+            record_retraining(model)
 
 
 def record_retraining(model: types.Artifact) -> None:

@@ -48,3 +48,19 @@ def test_requested_gpus_that_tensorflow_does_not_see_stop_the_trainer_at_once(mo
     with pytest.raises(ConfigError, match=r"1 GPU\(s\) requested for this Trainer but TensorFlow sees 0"):
         run_executor(monkeypatch, gpus=1)
     run_executor(monkeypatch, gpus=0)  # no request, no check
+
+
+def test_the_retraining_decision_beside_the_encoder_becomes_mlmd_properties(tmp_path):
+    from simsiam_tfx.components import warm_start
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    warm_start.write_json(str(tmp_path / "model" / "Format-Serving"), warm_start.RETRAINING_FILE,
+                          {"policy": "warm_start", "reason": "--warm-start: ... version 7", "from_version": 7})
+    data_aware_trainer.record_retraining(model)
+    assert model.get_string_custom_property("retraining_policy") == "warm_start"
+    assert model.get_string_custom_property("retraining_reason") == "--warm-start: ... version 7"
+    assert model.get_int_custom_property("warm_start_from_version") == 7
+    untouched = standard_artifacts.Model()
+    untouched.uri = str(tmp_path / "probe")  # no decision file: nothing recorded
+    data_aware_trainer.record_retraining(untouched)
+    assert not untouched.has_custom_property("retraining_policy")

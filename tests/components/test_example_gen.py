@@ -134,6 +134,7 @@ def test_tfrecords_with_custom_keys_and_a_broken_record(tmp_path):
     assert examples.get_int_custom_property("data_span") == 0  # a sources-<fingerprint> plan, not a span
 
 
+@pytest.mark.fault
 def test_data_that_yields_no_example_stops_before_training_with_one_line(tmp_path):
     root = tmp_path / "broken"
     for name in ("a", "b"):

@@ -62,6 +62,7 @@ def test_a_span_is_written_only_when_the_data_changed(tmp_path):
     assert sources.write_span(sources.plan(data, root), root).number == 2
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("damage", ["truncate", "edit", "garbage", "no checksum"])
 def test_a_corrupt_or_half_written_manifest_stops_with_one_line(tmp_path, damage):
     images, root = tmp_path / "imgs", str(tmp_path / "data")
@@ -85,6 +86,7 @@ def test_a_corrupt_or_half_written_manifest_stops_with_one_line(tmp_path, damage
         assert "\n" not in message and f"data manifest {path} is corrupt or half-written" in message
 
 
+@pytest.mark.fault
 def test_a_span_without_images_stops_before_anything_is_written(tmp_path):
     labelled, unlabelled, root = tmp_path / "imgs", tmp_path / "empty", str(tmp_path / "data")
     data_factory.write_image_folder(str(labelled), 6, classes=2)

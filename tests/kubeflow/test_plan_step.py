@@ -4,6 +4,8 @@ import dataclasses
 import json
 import os
 
+import pytest
+
 from simsiam_tfx.components import sources
 from simsiam_tfx.config import DataConfig
 from simsiam_tfx.kubeflow import plan_step
@@ -51,6 +53,7 @@ def test_a_pinned_plan_is_checked_and_passed_through(tmp_path):
     assert run(executor_input(tmp_path, folder, DataConfig())) == (0, folder)
 
 
+@pytest.mark.fault
 def test_a_corrupt_manifest_or_no_images_ends_the_step_with_one_line(tmp_path, capsys):
     images, root = tmp_path / "imgs", str(tmp_path / "data")
     data_factory.write_image_folder(str(images), 6, classes=2)
