@@ -38,9 +38,19 @@ def data_facts(examples: types.Artifact) -> dict[str, Any]:
     if not examples.has_custom_property("class_names"):
         raise ConfigError(f"Examples {examples.uri} carry no class names: made by an ExampleGen older than this "
                           f"pipeline; re-run ExampleGen (disable the cache)")
-    return {"class_names": json.loads(examples.get_string_custom_property("class_names")),
-            "image_size": examples.get_int_custom_property("image_size"),
-            "augment": examples.get_string_custom_property("augment")}
+    facts = {"class_names": json.loads(examples.get_string_custom_property("class_names")),
+             "image_size": examples.get_int_custom_property("image_size"),
+             "augment": examples.get_string_custom_property("augment")}
+    # Which data this is (the record a served model carries, components/linear_probe.py).
+    if examples.has_custom_property("data_span"):  # ("span" is TFX's own Examples property)
+        facts["span"] = examples.get_int_custom_property("data_span")
+    for key in ("data_fingerprint", "data_description"):
+        if examples.has_custom_property(key):
+            facts[key] = examples.get_string_custom_property(key)
+    if examples.has_custom_property("example_counts"):
+        facts["example_counts"] = json.loads(examples.get_string_custom_property("example_counts"))
+    facts["examples_uri"] = examples.uri
+    return facts
 
 
 def check_gpus(requested: int) -> None:
@@ -86,6 +96,20 @@ class Executor(trainer_executor.GenericExecutor):
         exec_properties = {**exec_properties, key: json_utils.dumps(trainer_config.with_data_plan(custom, facts))}
         inputs = {k: v for k, v in input_dict.items() if k != DATA_EXAMPLES_KEY}
         super().Do(inputs, output_dict, exec_properties)
+        for model in output_dict.get(standard_component_specs.MODEL_KEY) or []:
+            record_retraining(model)
+
+
+def record_retraining(model: types.Artifact) -> None:
+    """The retraining decision pre-training wrote beside its encoder, as MLMD custom properties."""
+    from tfx.utils import path_utils
+
+    from simsiam_tfx.components import model_record
+    decision = model_record.retraining_of(path_utils.serving_model_path(model.uri))
+    if decision:
+        model.set_string_custom_property("retraining_policy", decision.get("policy", ""))
+        model.set_string_custom_property("retraining_reason", decision.get("reason", ""))
+        model.set_int_custom_property("warm_start_from_version", int(decision.get("from_version") or 0))
 
 
 def _splits(exec_properties) -> list[str]:

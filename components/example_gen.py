@@ -8,6 +8,13 @@ Nothing is held in memory: files are matched and read one at a time inside Beam,
 runs in-process on a laptop and on Dataflow (`beam_pipeline_args`). A file that cannot be used is
 never fatal: it is skipped, and named with its reason in `skipped_files.jsonl` inside the Examples
 artifact, whose custom properties `skipped_count` and `skipped_by_reason` count them.
+
+A plan that cannot be trained on stops here, with one line, before any training: a corrupt or
+half-written manifest (sources.load_plan), an image source that holds no file
+(sources.check_has_images), or a split that ends up with no example.
+
+What the run read is recorded on the Examples artifact (`record_plan`; MLMD custom properties):
+class names, content fingerprint, description, the span (data version) and the examples per split.
 """
 from __future__ import annotations
 
@@ -26,12 +33,26 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
 
 from simsiam_tfx.components import image_check, sources
+from simsiam_tfx.config import ConfigError
 from simsiam_tfx.features import SPLITS, UNLABELLED, to_example
 
 SKIPPED_REPORT = "skipped_files.jsonl"
 _REPORT_PROPERTY = "_skipped_report_path"
 SKIPPED = "skipped"
 _RECORD_FRAMING = 16  # a TFRecord's length (8 bytes) and two CRCs (4 each) around its data
+_COUNTERS = "simsiam_tfx.example_gen"
+
+
+class _Count(beam.DoFn):
+    """Counts a split's examples (a Beam counter, read back once the pipeline has run)."""
+
+    def __init__(self, split: str):
+        self.split = split
+        self.counter = beam.metrics.Metrics.counter(_COUNTERS, split)
+
+    def process(self, element):
+        self.counter.inc()
+        yield element
 
 
 def _skip(read: sources.Read, item: str, reason: str) -> beam.pvalue.TaggedOutput:
@@ -219,7 +240,8 @@ class Executor(BaseExampleGenExecutor):
         with self._make_beam_pipeline() as pipeline:
             splits = self.GenerateExamplesByBeam(pipeline, {**exec_properties, _REPORT_PROPERTY: report})
             for name in SPLITS:
-                _ = splits[name] | f"Write[{name}]" >> beam.io.WriteToTFRecord(
+                counted = splits[name] | f"Count[{name}]" >> beam.ParDo(_Count(name))
+                _ = counted | f"Write[{name}]" >> beam.io.WriteToTFRecord(
                     os.path.join(artifact_utils.get_split_uri([examples], name), "data_tfrecord"),
                     file_name_suffix=".gz")
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
@@ -233,13 +255,42 @@ class Executor(BaseExampleGenExecutor):
         examples.set_int_custom_property("skipped_count", sum(reasons.values()))
         examples.set_string_custom_property("skipped_by_reason", json.dumps(dict(reasons), sort_keys=True))
         examples.set_string_custom_property("skipped_report", report)
-        record_plan(examples, plan)
+        counts = _split_counts(getattr(pipeline, "result", None))
+        record_plan(examples, plan, counts)
+        empty = [split for split in SPLITS if not _has_a_record(artifact_utils.get_split_uri([examples], split))]
+        if empty:
+            raise ConfigError(f"the data in {exec_properties['input_base']} gives no {' and no '.join(empty)} "
+                              f"example: nothing to train on; the served model is left as it is")
 
     def _plan(self, exec_properties) -> sources.SourcePlan:
-        return sources.load_plan(exec_properties["input_base"])
+        plan = sources.load_plan(exec_properties["input_base"])
+        sources.check_has_images(plan, exec_properties["input_base"])
+        return plan
 
 
-def record_plan(examples, plan: sources.SourcePlan) -> None:
+def _has_a_record(split_uri: str) -> bool:
+    """Whether the split's files hold at least one example (one record read, whatever the runner)."""
+    import tensorflow as tf
+    files = tf.io.gfile.glob(os.path.join(split_uri, "*"))
+    return bool(files) and any(True for _ in tf.data.TFRecordDataset(files, compression_type="GZIP").take(1))
+
+
+def _split_counts(result) -> dict[str, int]:
+    """Examples written per split, from the Beam counters ({} where the runner reports none)."""
+    if result is None:
+        return {}
+    from apache_beam.metrics.metric import MetricsFilter
+    counts: dict[str, int] = {}
+    try:
+        for counter in result.metrics().query(MetricsFilter().with_namespace(_COUNTERS))["counters"]:
+            value = counter.committed if counter.committed is not None else counter.attempted
+            counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + int(value or 0)
+    except (NotImplementedError, AttributeError, KeyError):
+        return {}
+    return counts
+
+
+def record_plan(examples, plan: sources.SourcePlan, counts: dict[str, int] | None = None) -> None:
     """What the Trainers and the run summary need to know about the data this run read
     (components/data_aware_trainer.py reads class_names, image_size and augment back)."""
     examples.set_string_custom_property("class_names", json.dumps(plan.class_names, ensure_ascii=False))
@@ -248,6 +299,11 @@ def record_plan(examples, plan: sources.SourcePlan) -> None:
     examples.set_string_custom_property("augment", plan.augment)
     examples.set_string_custom_property("data_fingerprint", plan.content_fingerprint)
     examples.set_string_custom_property("data_description", plan.description)
+    examples.set_int_custom_property("data_span", plan.span)
+    examples.set_string_custom_property("source_files", json.dumps(plan.source_files, sort_keys=True))
+    if counts:
+        examples.set_string_custom_property("example_counts", json.dumps(
+            {split: counts.get(split, 0) for split in SPLITS}))
 
 
 def create(input_base) -> FileBasedExampleGen:

@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
-from simsiam_tfx.components import model_gate, serving, trainer_config
+from simsiam_tfx.components import model_record, serving, trainer_config
 from simsiam_tfx.trainer import data, probe, supervised
 
 METRICS_FILE = "probe_metrics.json"
@@ -47,9 +47,13 @@ def run_fn(fn_args) -> None:
     classifier = probe.build_classifier(encoder, kernel, bias)
     serving.save_serving_model(classifier, tft.TFTransformOutput(fn_args.transform_output), size,
                                fn_args.serving_model_dir, class_names=settings.class_names)
+    # What produced this model travels with it into every pushed version (components/model_record.py).
+    data_record = dict(fn_args.custom_config.get(trainer_config.DATA_PLAN_KEY) or {})
+    # The gate reads the probe's numbers and the class names there too (components/model_gate.py).
+    model_record.write_json(fn_args.serving_model_dir, model_record.TRAINING_RECORD, {
+        "encoder_uri": fn_args.base_model, "retraining": model_record.retraining_of(fn_args.base_model),
+        "data": {**data_record, "class_names": list(settings.class_names)},
+        "probe": {**metrics, "train_examples": sizes[0], "eval_examples": sizes[1]}})
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
-    # What the gate and the Pusher need to know about this model travels in its Model artifact.
-    model_gate.write_model_facts(os.path.dirname(fn_args.serving_model_dir),
-                                 {**metrics, "class_names": list(settings.class_names)})

@@ -13,8 +13,8 @@ on 2. So the Pusher pushes only what this gate blesses, and it blesses a model w
   change meaning under every client of the served model. (PushedBaseline gives the Evaluator no
   baseline in that case: accuracies over different label sets are not comparable.)
 
-Facts about a trained model travel with it: the probe writes MODEL_FACTS beside the SavedModel in
-its Model artifact; the Pusher copies the class names into the push record of each version.
+Facts about a trained model travel with it: the probe's numbers and the class names are in the
+training record inside the SavedModel (components/model_record.py), and so in every pushed version.
 Every check and its numbers are written to GATE_FILE in the gate's blessing, and its verdict is
 the blessing's `blessed` property and BLESSED/NOT_BLESSED file, as TFX's Pusher reads them.
 """
@@ -30,10 +30,11 @@ from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import path_utils
 
+from simsiam_tfx.components import model_record
 from simsiam_tfx.config import EvalConfig
 
-MODEL_FACTS = "model_facts.json"  # in a Model artifact, beside Format-Serving
 GATE_FILE = "gate.json"  # in the gate's ModelBlessing
 # Custom properties PushedBaseline sets on its baseline Model artifact.
 SERVED_CLASS_NAMES = "served_class_names"
@@ -45,17 +46,13 @@ def _gfile():
     return tf.io.gfile
 
 
-def write_model_facts(model_uri: str, facts: dict[str, Any]) -> None:
-    with _gfile().GFile(os.path.join(model_uri, MODEL_FACTS), "w") as f:
-        json.dump(facts, f, indent=1, sort_keys=True)
-
-
-def read_model_facts(model_uri: str) -> Optional[dict[str, Any]]:
-    path = os.path.join(model_uri, MODEL_FACTS)
-    if not _gfile().exists(path):
+def model_facts(model_dir: str) -> Optional[dict[str, Any]]:
+    """The probe's numbers and the class names of a classifier SavedModel (a LinearProbe model's
+    serving folder, or a pushed version), from its training record; None if it has none."""
+    record = model_record.training_record(model_dir)
+    if not record or "probe" not in record:
         return None
-    with _gfile().GFile(path) as f:
-        return json.load(f)
+    return {**record["probe"], "class_names": (record.get("data") or {}).get("class_names")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +75,8 @@ def checks(facts: Optional[dict[str, Any]], evaluator_blessed: bool, served_clas
                     "the Evaluator blessed it" if evaluator_blessed else
                     "the Evaluator did not bless it (accuracy floor or regression against the served model)")]
     if facts is None:
-        return result + [Check("model facts", False, f"the model carries no {MODEL_FACTS}: made by an older "
-                                                     f"LinearProbe; re-run it (disable the cache)")]
+        return result + [Check("model facts", False, "the model carries no training record: made by an older "
+                                                     "LinearProbe; re-run it (disable the cache)")]
     accuracy, chance = facts["accuracy"], facts["chance_accuracy"]
     margin = settings["min_above_chance"]
     result.append(Check("above chance", accuracy >= chance + margin,
@@ -115,7 +112,7 @@ class ModelGateExecutor(base_executor.BaseExecutor):
         baseline = artifact_utils.get_single_instance(input_dict["baseline_model"])
         served = (json.loads(baseline.get_string_custom_property(SERVED_CLASS_NAMES))
                   if baseline.has_custom_property(SERVED_CLASS_NAMES) else None)
-        result = checks(read_model_facts(model.uri), model_utils.is_model_blessed(evaluator_blessing), served,
+        result = checks(model_facts(path_utils.serving_model_dir(model.uri)), model_utils.is_model_blessed(evaluator_blessing), served,
                         json.loads(exec_properties["gate_config"]))
         blessed = all(c.passed for c in result)
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])

@@ -135,8 +135,9 @@ class PushedBaselineExecutor(base_executor.BaseExecutor):
             baseline.set_int_custom_property("pushed_version", 0)
             _gfile().makedirs(baseline.uri)
             return
-        served_names = newest.record.get("class_names")
-        candidate = model_gate.read_model_facts(artifact_utils.get_single_instance(input_dict["model"]).uri) or {}
+        served_names = (model_gate.model_facts(newest.path) or {}).get("class_names")
+        candidate_model = artifact_utils.get_single_instance(input_dict["model"])
+        candidate = model_gate.model_facts(path_utils.serving_model_dir(candidate_model.uri)) or {}
         if served_names is not None:
             baseline.set_string_custom_property(model_gate.SERVED_CLASS_NAMES, json.dumps(served_names))
             if candidate.get("class_names") is not None and candidate["class_names"] != served_names:
@@ -200,9 +201,7 @@ class PusherExecutor(pusher_executor.Executor):
             return
         version = max(int(time.time()), newest.version + 1 if newest else 0)
         model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
-        facts = model_gate.read_model_facts(model.uri) or {}
-        record = {"fingerprint": fingerprint, "model_uri": model.uri, "pushed_at": int(time.time()),
-                  "class_names": facts.get("class_names")}
+        record = {"fingerprint": fingerprint, "model_uri": model.uri, "pushed_at": int(time.time())}
         destination = publish(model_path, base, version, record)
         print(f"[push] pushed version {version} to {destination}", flush=True)
         self._MarkPushed(model_push, pushed_destination=destination, pushed_version=str(version))

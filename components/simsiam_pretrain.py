@@ -15,7 +15,7 @@ import time
 
 import tensorflow as tf
 
-from simsiam_tfx.components import trainer_config
+from simsiam_tfx.components import model_record, trainer_config, warm_start
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.trainer import distribute
 from simsiam_tfx.trainer.pretrain import PretrainData, pretrain
@@ -39,8 +39,11 @@ def run_fn(fn_args) -> None:
     inputs = PretrainData(fn_args.train_files, [probe_files] if probe_files else None,
                           [eval_files] if eval_files else None, settings.num_classes)
     checkpoint_dir = checkpoint_dir_for(fn_args.model_run_dir, settings.config, fn_args.train_files)
+    retraining, initial_weights = warm_start.decide(settings.config)
+    print(f"[pretrain] retraining: {retraining['policy']} ({retraining['reason']})", flush=True)
     simsiam, metrics = pretrain(settings.config, inputs, log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
-                                checkpoint_dir=checkpoint_dir)
+                                checkpoint_dir=checkpoint_dir, initial_encoder_weights=initial_weights)
+    metrics["retraining"] = retraining
     if not distribute.is_chief():
         # Saving reads the BatchNorm moving averages, an all-reduce every worker must join: the
         # other workers save too, into a scratch folder, and write nothing into the TFX outputs.
@@ -52,6 +55,7 @@ def run_fn(fn_args) -> None:
         _await_chief_export(fn_args.serving_model_dir)
         return
     simsiam.encoder.save(fn_args.serving_model_dir, include_optimizer=False)
+    model_record.write_json(fn_args.serving_model_dir, model_record.RETRAINING_FILE, retraining)
     # Finished: a later execution (e.g. --no-cache) must train afresh, not resume a finished run.
     tf.io.gfile.rmtree(checkpoint_dir)
     tf.io.gfile.makedirs(fn_args.model_run_dir)

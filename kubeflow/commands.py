@@ -97,8 +97,10 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
 
 def _add_param_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="set a runtime parameter (input_base, trainer_config, eval_config)")
-    p.add_argument("--input-base", help="data plan for this run: a folder holding sources.json (see `simsiam-tfx sources`)")
+                   help="set a runtime parameter (input_base, data_config, trainer_config, eval_config)")
+    p.add_argument("--input-base", help="data for this run: the span root where PlanData writes span-<N>/ (the "
+                                        "compiled default: <pipeline-root>/data), or a folder holding a sources.json "
+                                        "to pin (see `simsiam-tfx sources`)")
     p.add_argument("--epochs", type=int, help="pre-training epochs for this run")
     p.add_argument("--min-accuracy", type=float, help="Evaluator's accuracy floor for this run")
     p.add_argument("--max-regression", type=float, help="allowed accuracy drop vs the last blessed model")
@@ -259,13 +261,15 @@ def _add_compile_parser(subparsers) -> None:
     from simsiam_tfx.pipeline.flags import add_flags
     c = subparsers.add_parser("compile", help="compile for Kubeflow Pipelines (.yaml) or Vertex AI (.json)",
                               description="Compile the pipeline offline (no credentials). Runtime parameters: "
-                                          "input_base, trainer_config, eval_config.")
+                                          "input_base, data_config, trainer_config, eval_config.")
     add_flags(c, exclude=("output",))  # here --output is the compiled FILE
     c.add_argument("--target", choices=TARGETS, required=True, help="kfp: bare pipeline spec; vertex: PipelineJob")
     c.add_argument("--image", required=True, help="container image with this project (kubeflow/Dockerfile)")
     c.add_argument("--pipeline-root", required=True, help="gs://bucket/path for artifacts and pushed models")
     c.add_argument("--output", required=True, metavar="FILE", help="output file: .yaml (kfp) or .json (vertex)")
-    c.add_argument("--input-base", help="default data plan folder holding sources.json (default: <pipeline-root>/data)")
+    c.add_argument("--input-base", help="default data location: the span root where the first step writes "
+                                        "span-<N>/sources.json when the data changed, or a folder holding a pinned "
+                                        "sources.json (default: <pipeline-root>/data)")
     c.add_argument("--trainer-cpu", type=float, help="vCPUs per Trainer")
     c.add_argument("--trainer-memory", type=float, help="memory per Trainer in GB")
     c.add_argument("--trainer-gpus", type=int, default=0, help="GPUs per Trainer (default: 0)")

@@ -6,13 +6,19 @@ image, so nothing is uploaded and no credentials or bucket access are needed.
 Runtime parameters. TFX 1.21's KubeflowV2DagRunner only accepts a RuntimeParameter (int, float or str)
 as a *whole* execution property; one inside a dict or proto (epochs in the Trainers' custom_config,
 the floor in the Evaluator's EvalConfig) is not substituted. So:
-  - input_base      (str): ExampleGen's data plan (a folder holding sources.json);
+  - input_base      (str): the data location: the span root (default <pipeline root>/data) where the
+                           first step, PlanData (kubeflow/plan_step.py), writes span-<N>/sources.json
+                           when the data changed, or a folder holding a sources.json pinned by hand;
+  - data_config     (str): the data settings (DataConfig JSON) PlanData plans the data with;
   - trainer_config  (str): the Trainers' whole custom_config JSON (epochs and every training setting);
   - eval_config     (str): the Evaluator's whole EvalConfig JSON (accuracy floor, allowed regression).
 `run_parameters()` renders the last two from a PipelineConfig, so the CLI can change epochs or the
 floor per run without the user writing JSON.
 
 After TFX's compiler, per target (`finish_spec`):
+  - PlanData, an uncached container task, runs first and resolves the data version; ExampleGen's
+    `input_base` is PlanData's output parameter (a `taskOutputParameter`), so its cache key holds
+    the span folder and follows the data on both launchers (kubeflow/plan_step.py says why);
   - every step runs our entrypoint (kubeflow/entrypoint.py), which restores the input types the
     open-source KFP driver leaves out, then runs TFX's;
   - the Trainers run the GPU image when GPUs are requested, with the accelerator named as the
@@ -35,6 +41,11 @@ from simsiam_tfx.config import ConfigError, PipelineConfig
 PARAM_INPUT_BASE = "input_base"
 PARAM_TRAINER_CONFIG = "trainer_config"
 PARAM_EVAL_CONFIG = "eval_config"
+PARAM_DATA_CONFIG = "data_config"
+TFX_PARAMETERS = (PARAM_INPUT_BASE, PARAM_TRAINER_CONFIG, PARAM_EVAL_CONFIG)  # the ones create_pipeline takes
+PLAN_TASK = "PlanData"
+PLAN_EXECUTOR = "PlanData_executor"
+PLAN_COMMAND = ["python", "-m", "simsiam_tfx.kubeflow.plan_step"]
 TARGETS = ("kfp", "vertex")
 ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
 TRAINER_EXECUTORS = ("SimSiamPretrain_executor", "LinearProbe_executor")
@@ -50,7 +61,9 @@ class KubeflowConfig:
     image: str = ""
     gpu_image: str = ""  # kubeflow/Dockerfile, LOCK=requirements-gpu.lock; the Trainers' image when trainer_gpus > 0
     pipeline_root: str = ""  # gs://bucket/path (Vertex) or any object-store URI the KFP cluster reads
-    input_base: str = ""  # default data location; a runtime parameter, so runs may override it
+    # Default data location (a runtime parameter, so runs may override it): the span root where
+    # PlanData writes span-<N>/ (default <pipeline_root>/data), or a folder holding a pinned sources.json.
+    input_base: str = ""
     trainer_cpu: float | None = None  # vCPUs per Trainer
     trainer_memory: float | None = None  # GB per Trainer
     trainer_gpus: int = 0
@@ -98,7 +111,8 @@ def run_parameters(config: PipelineConfig, kconfig: KubeflowConfig) -> dict[str,
     from simsiam_tfx.pipeline.pipeline import eval_config_json
     return {PARAM_INPUT_BASE: kconfig.data_location(),
             PARAM_TRAINER_CONFIG: custom_config_json(config, kconfig.trainer_gpus),
-            PARAM_EVAL_CONFIG: eval_config_json(config.eval)}
+            PARAM_EVAL_CONFIG: eval_config_json(config.eval),
+            PARAM_DATA_CONFIG: json.dumps(dataclasses.asdict(config.data), sort_keys=True)}
 
 
 def resource_spec(kconfig: KubeflowConfig):
@@ -126,8 +140,8 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig):
     if kconfig.beam_pipeline_args is not None:
         config.beam_pipeline_args = list(kconfig.beam_pipeline_args)
     defaults = run_parameters(config.validate(), kconfig)
-    params = {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
-              for name, value in defaults.items()}
+    params = {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=defaults[name])
+              for name in TFX_PARAMETERS}
     runtime = RuntimeParameters(input_base=params[PARAM_INPUT_BASE], trainer_config=params[PARAM_TRAINER_CONFIG],
                                 eval_config=params[PARAM_EVAL_CONFIG])
     resources = resource_spec(kconfig) if (kconfig.trainer_cpu or kconfig.trainer_memory or kconfig.trainer_gpus) \
@@ -152,11 +166,14 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=kconfig.image, use_pipeline_spec_2_1=True),  # 2.1: what KFP 2 and Vertex read
         output_dir=tempfile.gettempdir(), output_filename="unused")
-    job = runner.run(pipeline, parameter_values=defaults, write_out=False)
+    job = runner.run(pipeline, parameter_values={name: defaults[name] for name in TFX_PARAMETERS}, write_out=False)
     spec = job["pipelineSpec"]
     # TFX leaves the root parameters without defaults; KFP would then demand every value on each run.
+    declared = spec["root"].setdefault("inputDefinitions", {}).setdefault("parameters", {})
     for name, value in defaults.items():
-        spec["root"]["inputDefinitions"]["parameters"][name].update(defaultValue=value, isOptional=True)
+        declared.setdefault(name, {"parameterType": "STRING"}).update(defaultValue=value, isOptional=True)
+    job.setdefault("runtimeConfig", {}).setdefault("parameterValues", {})[PARAM_DATA_CONFIG] = \
+        defaults[PARAM_DATA_CONFIG]
     finish_spec(spec, kconfig, target)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
@@ -186,6 +203,30 @@ def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str) -> N
         if name in TRAINER_EXECUTORS and accelerator:
             container["image"] = kconfig.gpu_image
             accelerator["type"] = kconfig.accelerator(target)
+    add_plan_step(spec, kconfig.image)
+
+
+def add_plan_step(spec: dict[str, Any], image: str) -> None:
+    """PlanData (kubeflow/plan_step.py) as the first task, never cached; ExampleGen reads the
+    folder it outputs. The IR is what the KFP SDK writes for a container component with STRING
+    inputs and one STRING output parameter (pipeline_spec.proto: TaskOutputParameterSpec)."""
+    dag = spec["root"]["dag"]["tasks"]
+    spec["components"][PLAN_TASK] = {
+        "executorLabel": PLAN_EXECUTOR,
+        "inputDefinitions": {"parameters": {name: {"parameterType": "STRING"}
+                                            for name in (PARAM_INPUT_BASE, PARAM_DATA_CONFIG)}},
+        "outputDefinitions": {"parameters": {PARAM_INPUT_BASE: {"parameterType": "STRING"}}}}
+    spec["deploymentSpec"]["executors"][PLAN_EXECUTOR] = {"container": {
+        "image": image, "command": list(PLAN_COMMAND), "args": ["--executor_input", "{{$}}"]}}
+    dag[PLAN_TASK] = {
+        "taskInfo": {"name": PLAN_TASK}, "componentRef": {"name": PLAN_TASK},
+        "cachingOptions": {"enableCache": False},  # it reads the data as it is now
+        "inputs": {"parameters": {name: {"componentInputParameter": name}
+                                  for name in (PARAM_INPUT_BASE, PARAM_DATA_CONFIG)}}}
+    example_gen = dag["ExampleGen"]
+    example_gen["inputs"]["parameters"][PARAM_INPUT_BASE] = {
+        "taskOutputParameter": {"producerTask": PLAN_TASK, "outputParameterKey": PARAM_INPUT_BASE}}
+    example_gen["dependentTasks"] = sorted(set(example_gen.get("dependentTasks", [])) | {PLAN_TASK})
 
 
 def spec_target(spec: dict[str, Any]) -> str | None:

@@ -107,9 +107,37 @@ def _cmd_sources(args) -> int:
     from simsiam_tfx.components import sources
     config = config_from_args(args)
     plan = sources.plan(config.data, args.to)
-    folder = sources.write_plan(plan, args.to)
-    print(json.dumps({"input_base": folder, "num_classes": plan.num_classes, **sources.summary(plan)},
+    extra = {}
+    if args.span == "auto":
+        span = sources.write_span(plan, args.to)
+        folder, extra = span.folder, {"span": span.number, "new_span": span.created,
+                                      "data_fingerprint": span.plan.content_fingerprint}
+    else:
+        folder = sources.write_plan(plan, args.to)
+    print(json.dumps({"input_base": folder, **extra, "num_classes": plan.num_classes, **sources.summary(plan)},
                      indent=2, ensure_ascii=False))
+    return 0
+
+
+def served_record(serving_dir: str) -> dict:
+    """Which data and retraining produced the model being served (the newest pushed version): its
+    push record and the training record it carries (components/model_record.py)."""
+    from simsiam_tfx.components import model_record
+    from simsiam_tfx.components.pushed_models import newest_pushed
+    newest = newest_pushed(serving_dir)
+    if newest is None:
+        raise ConfigError(f"no model has been pushed to {serving_dir}")
+    record = model_record.training_record(newest.path)
+    return {"version": newest.version, "path": newest.path, **{k: newest.record.get(k) for k in
+            ("model_uri", "pushed_at", "fingerprint")},
+            **({"data": record.get("data"), "retraining": record.get("retraining"),
+                "encoder_uri": record.get("encoder_uri"), "probe": record.get("probe")} if record else
+               {"data": None, "note": "this version carries no training record (pushed by an older version)"})}
+
+
+def _cmd_served(args) -> int:
+    serving_dir = args.serving_dir or os.path.join(args.output, "serving_model")
+    print(json.dumps(served_record(serving_dir), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -178,12 +206,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser(
         "sources", help="write the data plan (sources.json) that ExampleGen reads, e.g. for Kubeflow/Vertex runs",
-        description="Resolve the data flags into a sources.json plan under --to/sources-<fingerprint>/ and print "
+        description="Resolve the data flags into a sources.json plan under --to/sources-<fingerprint>/ (with --span "
+                    "auto: --to/span-<N>/, a new N only when the data changed) and print "
                     "that folder: pass it as --input-base to `kfp run` / `vertex run`. Paths in the plan must be "
                     "readable where the pipeline runs (gs://... for a cluster).")
     add_flags(plan, data_only=True)
     plan.add_argument("--to", metavar="DIR", required=True, help="folder (local or gs://) for the plan")
+    plan.add_argument("--span", choices=("auto",),
+                      help="auto: data versions; write DIR/span-<N+1>/sources.json only when no span under DIR "
+                           "holds this data already (new, changed or removed images), and print the span in use")
     plan.set_defaults(func=_cmd_sources)
+
+    served = sub.add_parser(
+        "served", help="which data produced the model being served: span, data fingerprint, examples, classes",
+        description="Print, as JSON, the newest pushed version under --output/serving_model (or --serving-dir, "
+                    "e.g. gs://BUCKET/simsiam/serving_model of a cluster run) and what produced it: the data span, "
+                    "its content fingerprint, examples per split, class names, and the retraining policy.")
+    served.add_argument("--output", metavar="DIR", default="outputs", help="the run's --output folder")
+    served.add_argument("--serving-dir", metavar="DIR", help="the push destination (default: <output>/serving_model)")
+    served.set_defaults(func=_cmd_served)
 
     bench = sub.add_parser(
         "bench", help="measure training, input-pipeline and end-to-end throughput; prints one JSON object",

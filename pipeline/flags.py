@@ -77,6 +77,9 @@ FLAGS = (
          type=int),
     Flag("precision", ("pretrain.precision",), "pre-training precision: bf16 = Keras mixed_bfloat16, fp16 = "
          "mixed_float16 with dynamic loss scaling (default: fp32)", choices=PRECISIONS),
+    Flag("warm-start", ("pretrain.warm_start",), "retraining policy: start pre-training from the encoder of the "
+         "model being served (default: from scratch); the Evaluator still compares with the served model",
+         switch=True),
     Flag("supervised-epochs", ("probe.supervised_epochs",), "also train a supervised-from-scratch reference (same "
          "encoder + linear head) for this many epochs on probe_train and report its eval accuracy (default: 0 = off)",
          type=int),

@@ -31,8 +31,12 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
     os.makedirs(config.output_dir, exist_ok=True)
     start = time.perf_counter()
     plan = sources.plan(config.data, config.data_root)
-    input_base = sources.write_plan(plan, config.data_root)
-    print(f"data: {plan.description}; {plan.num_classes} classes; plan {input_base}/{sources.PLAN_FILE}", flush=True)
+    # The data version, as a scheduled cluster run resolves it (kubeflow/plan_step.py): a new span
+    # only when the data changed, so an unchanged run reuses ExampleGen and the Trainers.
+    span = sources.write_span(plan, config.data_root)
+    input_base = span.folder
+    print(f"data: {plan.description}; {plan.num_classes} classes; span {span.number} "
+          f"({'new' if span.created else 'unchanged'}): {input_base}/{sources.PLAN_FILE}", flush=True)
     pipeline = create_pipeline(
         config, input_base,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))

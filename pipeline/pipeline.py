@@ -23,11 +23,11 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from simsiam_tfx.components import example_gen as example_gen_component
 from simsiam_tfx.components import code_version, model_gate, pushed_models, trainer_config
+from simsiam_tfx.components import example_gen as example_gen_component
+from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
 from simsiam_tfx.components.curated_schema import CuratedSchemaGen
 from simsiam_tfx.components.data_aware_trainer import DataAwareTrainer
-from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
 from simsiam_tfx.config import EvalConfig, PipelineConfig
 from simsiam_tfx.features import LABEL_KEY, PREDICTION_KEY, SPLITS
 

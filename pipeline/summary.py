@@ -108,10 +108,15 @@ def _data_record(examples: Optional[metadata_store_pb2.Artifact]) -> dict[str, A
     if examples is None or "class_names" not in examples.custom_properties:
         return {}
     props = examples.custom_properties
-    return {"class_names": json.loads(props["class_names"].string_value),
-            "fingerprint": props["data_fingerprint"].string_value,
-            "description": props["data_description"].string_value,
-            "examples_uri": examples.uri}
+    record = {"class_names": json.loads(props["class_names"].string_value),
+              "fingerprint": props["data_fingerprint"].string_value,
+              "description": props["data_description"].string_value,
+              "examples_uri": examples.uri}
+    if "data_span" in props:  # the data version (span-N folder); 0: a plan that is not a span
+        record["span"] = int(props["data_span"].int_value)
+    if "example_counts" in props:
+        record["example_counts"] = json.loads(props["example_counts"].string_value)
+    return record
 
 
 def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[str, Any]:
@@ -135,6 +140,8 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
         pretrain.pop("history", None)  # per-epoch values live in the Trainer's TensorBoard logs
         pretrain["tensorboard"] = os.path.join(pretrain_model_run.uri, "tensorboard")
     summary["pretrain"] = pretrain
+    # The retraining policy this model was pre-trained under, and why (components/warm_start.py).
+    summary["retraining"] = (pretrain or {}).pop("retraining", None)
 
     probe_model_run = record.output("LinearProbe", "model_run")
     summary["probe"] = _read_json(os.path.join(probe_model_run.uri, "probe_metrics.json")) if probe_model_run else None
@@ -184,6 +191,12 @@ def describe(summary: dict[str, Any]) -> str:
     cached = [n for n, s in summary.get("components", {}).items() if s == "cached"]
     if cached:
         lines.append("  reused from cache: " + ", ".join(cached))
+    data = summary.get("data") or {}
+    if data.get("span"):
+        lines.append(f"  data: span {data['span']} (fingerprint {data['fingerprint']})")
+    retraining = summary.get("retraining")
+    if retraining:
+        lines.append(f"  retraining: {retraining['policy'].replace('_', ' ')} ({retraining['reason']})")
     pre = summary.get("pretrain")
     if pre:
         knn = f", kNN accuracy {pre['knn_accuracy']:.3f}" if pre.get("knn_accuracy") is not None else ""

@@ -104,6 +104,9 @@ class PretrainConfig:
     knn_k: int = 200
     knn_temperature: float = 0.1
     fail_on_collapse: bool = False
+    # Retraining policy: False = every retraining starts from a fresh initialisation; True = from the
+    # encoder of the model being served (components/warm_start.py), when there is one.
+    warm_start: bool = False
 
     def resolved(self, image_size: int) -> "PretrainConfig":
         """A copy with every `None` replaced by the paper's value for this image size."""
@@ -222,8 +225,12 @@ class PipelineConfig:
 
     def trainer_dict(self) -> dict[str, Any]:
         """The sections the Trainers read. Only these enter their TFX execution properties, so
-        changing e.g. the accuracy floor or the output folder leaves the Trainers cached."""
-        return {key: dataclasses.asdict(getattr(self, key)) for key in ("data", "pretrain", "probe")}
+        changing e.g. the accuracy floor or the output folder leaves the Trainers cached (with
+        --warm-start the output folder enters too: pre-training reads the served model from it)."""
+        sections: dict[str, Any] = {key: dataclasses.asdict(getattr(self, key)) for key in ("data", "pretrain", "probe")}
+        if self.pretrain.warm_start:
+            sections["output_dir"] = self.output_dir
+        return sections
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "PipelineConfig":

@@ -93,9 +93,11 @@ def write_awkward_folder(root: str, with_huge: bool = True) -> dict[str, str]:
     return expected
 
 
-def write_image_folder(root: str, count: int, classes: int = 0, size: int = 24, fmt: str = "PNG") -> None:
-    """`count` small images; in `classes` class sub-folders, or a nested unlabelled tree if 0."""
-    for i in range(count):
+def write_image_folder(root: str, count: int, classes: int = 0, size: int = 24, fmt: str = "PNG",
+                       start: int = 0) -> None:
+    """`count` small images; in `classes` class sub-folders, or a nested unlabelled tree if 0.
+    `start`: the first image's number (a later call with a higher start adds new images)."""
+    for i in range(start, start + count):
         folder = os.path.join(root, f"class{i % classes}" if classes else f"part{i % 7}/sub{i % 3}")
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, f"img{i:06d}.{fmt.lower()}"), "wb") as f:

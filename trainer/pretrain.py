@@ -209,10 +209,14 @@ class _Run:
 
 
 def pretrain(config: PipelineConfig, inputs: PretrainData, log_dir: str,
-             checkpoint_dir: str | None = None) -> tuple[model.SimSiam, dict]:
+             checkpoint_dir: str | None = None, initial_encoder_weights: list | None = None
+             ) -> tuple[model.SimSiam, dict]:
     """Runs pre-training; returns the model and a metrics dict (per-epoch history included).
 
-    With `checkpoint_dir`, saves after every epoch and resumes from the last completed one.
+    With `initial_encoder_weights` (an encoder of the same architecture's `get_weights()`), the
+    encoder starts from them instead of a fresh initialisation (warm start); projector and
+    predictor start fresh. With `checkpoint_dir`, saves after every epoch and resumes from the
+    last completed one (a resumed run continues from its checkpoint, not the initial weights).
     Under the strategy of `distribute.strategy_from_environment()`; with several workers, every
     worker calls this, and only the chief writes into `log_dir` and `checkpoint_dir`.
     """
@@ -226,7 +230,7 @@ def pretrain(config: PipelineConfig, inputs: PretrainData, log_dir: str,
     try:
         keras.utils.set_random_seed(p.seed)
         run = _plan(dataclasses.replace(config, pretrain=p), strategy, scratch, inputs.pretrain_files)
-        return _train(run, inputs, log_dir, checkpoint_dir)
+        return _train(run, inputs, log_dir, checkpoint_dir, initial_encoder_weights)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if scratch:
@@ -264,12 +268,15 @@ def _monitor(run: _Run, inputs: PretrainData, log_dir: str, learning_rate) -> tu
     return callbacks + [monitor], monitor
 
 
-def _train(run: _Run, inputs: PretrainData, log_dir: str, checkpoint_dir: str | None):
+def _train(run: _Run, inputs: PretrainData, log_dir: str, checkpoint_dir: str | None,
+           initial_encoder_weights: list | None = None):
     p, image_size = run.p, run.image_size
     schedule = schedules.warmup_cosine(run.peak_lr, p.epochs * run.steps_per_epoch,
                                        p.warmup_epochs * run.steps_per_epoch)
     with run.strategy.scope():
         simsiam = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, schedule, p.momentum)
+        if initial_encoder_weights is not None:
+            simsiam.encoder.set_weights(initial_encoder_weights)
     augment_preset = run.config.data.augment_preset()
     views = _views(run.strategy, inputs.pretrain_files, image_size, run.batch_size, augment.preset(augment_preset),
                    p.seed, run.num_examples)
@@ -308,6 +315,7 @@ def _metrics(run: _Run, history: list[dict], initial_epoch: int, seconds: float)
     p, last = run.p, history[-1]
     return {
         "epochs": p.epochs,
+        "num_examples": run.num_examples,  # pre-training images this execution trained on
         "precision": p.precision,
         "steps": p.epochs * run.steps_per_epoch,
         "batch_size": run.batch_size,

@@ -84,3 +84,19 @@ def test_degenerate_splits_stop_before_training_with_one_line(tmp_path, labels, 
 def test_usable_splits_pass_the_check(tmp_path):
     labels = {"pretrain": [-1] * 3, "probe_train": [0, 1, -1], "eval": [1, 0]}
     data_aware_trainer.check_splits(transformed(tmp_path, labels), list(labels), ["circle", "square"])
+
+
+def test_the_retraining_decision_beside_the_encoder_becomes_mlmd_properties(tmp_path):
+    from simsiam_tfx.components import model_record
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    model_record.write_json(str(tmp_path / "model" / "Format-Serving"), model_record.RETRAINING_FILE,
+                          {"policy": "warm_start", "reason": "--warm-start: ... version 7", "from_version": 7})
+    data_aware_trainer.record_retraining(model)
+    assert model.get_string_custom_property("retraining_policy") == "warm_start"
+    assert model.get_string_custom_property("retraining_reason") == "--warm-start: ... version 7"
+    assert model.get_int_custom_property("warm_start_from_version") == 7
+    untouched = standard_artifacts.Model()
+    untouched.uri = str(tmp_path / "probe")  # no decision file: nothing recorded
+    data_aware_trainer.record_retraining(untouched)
+    assert not untouched.has_custom_property("retraining_policy")

@@ -11,7 +11,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from simsiam_tfx.components import example_gen, sources
-from simsiam_tfx.config import DataConfig
+from simsiam_tfx.config import ConfigError, DataConfig
 from simsiam_tfx.features import SPLITS
 from tests import data_factory
 
@@ -129,6 +129,32 @@ def test_tfrecords_with_custom_keys_and_a_broken_record(tmp_path):
     assert len(out["probe_train"]) + len(out["eval"]) == 30
     reasons = sorted(row["reason"].split(" (")[0] for row in skipped_report(examples))
     assert reasons == ["not a tf.train.Example", "truncated or corrupt image"]
+    # What the run read, in MLMD: examples per split as written (Beam counters).
+    assert json.loads(examples.get_string_custom_property("example_counts")) == {s: len(out[s]) for s in SPLITS}
+    assert examples.get_int_custom_property("data_span") == 0  # a sources-<fingerprint> plan, not a span
+
+
+@pytest.mark.fault
+def test_data_that_yields_no_example_stops_before_training_with_one_line(tmp_path):
+    root = tmp_path / "broken"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        (root / name / "x.png").write_bytes(b"\x89PNG cut short")
+    with pytest.raises(ConfigError, match=r"gives no pretrain and no probe_train and no eval example: nothing to "
+                                          r"train on; the served model is left as it is$"):
+        run_example_gen(DataConfig(images=str(root)), tmp_path)
+
+
+def test_a_manifest_naming_an_emptied_folder_stops_with_one_line(tmp_path):
+    labelled, unlabelled = tmp_path / "imgs", tmp_path / "unlabelled"
+    data_factory.write_image_folder(str(labelled), 6, classes=2)
+    data_factory.write_image_folder(str(unlabelled), 3)
+    plan = sources.plan(DataConfig(images=str(labelled), pretrain_images=str(unlabelled)), str(tmp_path / "d"))
+    plan.source_files[str(unlabelled)] = 0  # what the plan step saw: nothing there
+    folder = sources.write_plan(plan, str(tmp_path / "d"))
+    executor = example_gen.Executor(example_gen.Executor.Context(beam_pipeline_args=BEAM_ARGS, tmp_dir=str(tmp_path)))
+    with pytest.raises(ConfigError, match=rf"holds no images in {unlabelled}"):
+        executor._plan({"input_base": folder})  # pylint: disable=protected-access
 
 
 @pytest.mark.fault

@@ -5,7 +5,7 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
-from simsiam_tfx.components import model_gate, pushed_models
+from simsiam_tfx.components import model_gate, model_record, pushed_models
 from simsiam_tfx.config import EvalConfig
 from tests.components.test_pushed_models import destination, model_artifact, models_answer, saved_model  # noqa: F401
 
@@ -42,7 +42,9 @@ def test_a_model_above_chance_with_a_gain_is_blessed_and_the_margins_apply():
 def candidate(tmp_path, name, class_names, content):
     uri = tmp_path / name
     saved_model(str(uri / "Format-Serving"), content)
-    model_gate.write_model_facts(str(uri), facts(0.9, 0.4, 0.5, class_names))
+    record = facts(0.9, 0.4, 0.5, class_names)
+    model_record.write_json(str(uri / "Format-Serving"), model_record.TRAINING_RECORD,
+                          {"probe": record, "data": {"class_names": record.pop("class_names")}})
     return model_artifact(uri)
 
 
@@ -78,7 +80,7 @@ def test_a_model_with_other_classes_is_not_pushed_over_the_served_one_unless_all
     two = candidate(tmp_path, "two", ["cat", "dog"], b"two classes")
     assert push(tmp_path, two, gate(tmp_path, two, baseline_for(tmp_path, two, "b0")))
     [served] = pushed_models.pushed_versions(str(tmp_path / "serving"))
-    assert served.record["class_names"] == ["cat", "dog"]
+    assert model_gate.model_facts(served.path)["class_names"] == ["cat", "dog"]  # the record travels with it
 
     three = candidate(tmp_path, "three", ["cat", "dog", "fox"], b"three classes")
     baseline = baseline_for(tmp_path, three, "b1")
@@ -98,7 +100,8 @@ def test_a_model_with_other_classes_is_not_pushed_over_the_served_one_unless_all
     allowed = gate(tmp_path, three, baseline, allow=True)
     assert allowed.get_int_custom_property("blessed") == 1
     assert push(tmp_path, three, allowed)
-    assert pushed_models.newest_pushed(str(tmp_path / "serving")).record["class_names"] == ["cat", "dog", "fox"]
+    assert model_gate.model_facts(pushed_models.newest_pushed(str(tmp_path / "serving")).path)["class_names"] == \
+        ["cat", "dog", "fox"]
 
 
 def test_same_classes_compare_with_the_served_model(tmp_path):

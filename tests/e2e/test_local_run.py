@@ -45,6 +45,8 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     assert first["evaluator"]["blessed"] is True and first["pushed_model"]
     assert first["evaluator"]["baseline_version"] is None  # nothing was pushed before
     assert first["data"]["class_names"] == list(shapes.CLASS_NAMES) and first["data"]["fingerprint"]
+    assert first["data"]["span"] == 1 and first["data"]["example_counts"]["eval"] == 100
+    assert first["retraining"]["policy"] == "from_scratch"
     with open(config.summary_path) as f:
         on_disk = json.load(f)
     for key in ("dataset", "examples", "pretrain", "probe", "evaluator", "pushed_model", "seconds_total"):
@@ -78,6 +80,7 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     second = run_local(config)
     for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
         assert second["components"][node] == "cached", node
+    assert second["data"]["span"] == 1  # the same data version: no new span
     assert second["components"]["Evaluator"] == "executed"
     assert second["evaluator"]["baseline_version"] == int(os.path.basename(pushed))  # compared with the pushed one
     assert second["evaluator"]["blessed"] is False

@@ -12,15 +12,21 @@ tensorflow/tfx 1.21):
     kfp:    name = the MLMD artifact id as decimal text, uri, metadata = the artifact's properties
             and custom properties, type = {instanceSchema: ""} (`Schema: "" // TODO(Bobgy)`).
     vertex: name = the artifact's resource name, the type as the component declares it.
-  Parameters: the run's value of a pipeline parameter (or its default), or the task's constant.
+  Parameters: the run's value of a pipeline parameter (or its default), the task's constant, or an
+  upstream task's output parameter (`taskOutputParameter`: resolve.go, resolveUpstreamParameters
+  reads the producer execution's output parameter of that key).
 - Outputs (driver/driver.go, provisionOutputs): each output artifact is named by its output key,
   typed as declared, at uri `<pipeline root>/<task>/<salt>/<key>` (metadata.GenerateOutputURI); the
   ExecutorOutput file is `output_metadata.json` in the task root. Vertex: the same layout with a
-  resource name, under the job's gcsOutputDirectory.
+  resource name, under the job's gcsOutputDirectory. Each output parameter gets
+  `outputs.parameters[<name>].outputFile` (driver.go, provisionOutputs: `/tmp/kfp/outputs/<name>`;
+  here `<task root>/outputs/<name>`, since all tasks share one machine).
 - The command (component/launcher_v2.go): `{{$}}` in the container args is replaced by the
   ExecutorInput JSON; command + args run; the ExecutorOutput file then says what to record for each
   output artifact (its metadata becomes the artifact's custom properties in MLMD). An artifact the
-  file does not mention is recorded as provisioned.
+  file does not mention is recorded as provisioned. Output parameters (launcher_v2.go,
+  collectOutputParameters): the ExecutorOutput's `parameterValues` first, else the text of each
+  parameter's outputFile (STRING: as is).
 - Driver hook: Vertex runs a container's `lifecycle.preCacheCheck` (TFX's ExampleGen driver,
   tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py) before the cache lookup; it
   writes span/version/input fingerprint into the ExecutorOutput file, which the executor then reads
@@ -29,8 +35,9 @@ tensorflow/tfx 1.21):
   `lifecycle`.
 - Cache (backend/src/v2/cacheutils/cache.go, GenerateCacheKey + GenerateFingerPrint): sha256 of the
   input artifact names, input parameter values, output artifact specs without their uris, image and
-  command/args; a hit reuses the cached execution's output artifacts (driver/cache.go
-  reuseCachedOutputs) and runs nothing. Vertex: the same key, with the driver hook's output
+  command/args; a hit reuses the cached execution's output artifacts and parameters (driver/cache.go
+  reuseCachedOutputs) and runs nothing. A task whose `cachingOptions.enableCache` is not true is
+  never looked up nor stored. Vertex: the same key, with the driver hook's output
   parameters included (how Vertex makes ExampleGen's input fingerprint part of the key; its service
   is closed source, so this is the documented behaviour, not its code).
 
@@ -46,6 +53,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -65,6 +73,8 @@ class RunResult:
     states: dict[str, str]  # task -> "executed" | "cached"
     outputs: dict[str, dict[str, dict[str, Any]]]  # task -> output key -> recorded artifact
     logs: dict[str, str]
+    parameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # task -> output parameters
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # task -> wall time (0 for a cache hit)
 
     def artifact(self, task: str, key: str) -> dict[str, Any]:
         return self.outputs[task][key]
@@ -77,6 +87,8 @@ def task_order(spec: dict[str, Any]) -> list[str]:
         task = tasks[name]
         artifacts = task.get("inputs", {}).get("artifacts", {}).values()
         producers = {a["taskOutputArtifact"]["producerTask"] for a in artifacts if "taskOutputArtifact" in a}
+        parameters = task.get("inputs", {}).get("parameters", {}).values()
+        producers |= {p["taskOutputParameter"]["producerTask"] for p in parameters if "taskOutputParameter" in p}
         return set(task.get("dependentTasks", [])) | producers
 
     order: list[str] = []
@@ -129,13 +141,16 @@ class Launcher:
         assert set(executor) == {"container"}, f"{name}: {sorted(executor)} executor"  # no resolver/importer here
         return task, component, executor["container"]
 
-    def _parameter_values(self, task, parameters) -> dict[str, Any]:
+    def _parameter_values(self, task, parameters, result: RunResult) -> dict[str, Any]:
         declared = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
         values = {}
         for key, source in task.get("inputs", {}).get("parameters", {}).items():
             if "componentInputParameter" in source:
                 name = source["componentInputParameter"]
                 values[key] = parameters.get(name, declared[name].get("defaultValue"))
+            elif "taskOutputParameter" in source:
+                ref = source["taskOutputParameter"]
+                values[key] = result.parameters[ref["producerTask"]][ref["outputParameterKey"]]
             else:
                 values[key] = source["runtimeValue"]["constant"]
         return values
@@ -154,22 +169,27 @@ class Launcher:
                                              "metadata": recorded["metadata"]}]}
         return artifacts
 
-    def _outputs(self, name, component, run_id) -> tuple[dict[str, Any], str]:
+    def _outputs(self, name, component, run_id) -> tuple[dict[str, Any], dict[str, Any], str]:
         task_root = os.path.join(self.pipeline_root, run_id, name, uuid.uuid4().hex[:6])
         artifacts = {}
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
             artifact_name = key if self.target == "kfp" else _VERTEX_PREFIX + "pending"
             artifacts[key] = {"artifacts": [{"name": artifact_name, "uri": os.path.join(task_root, key),
                                              "type": definition["artifactType"], "metadata": {}}]}
-        return artifacts, task_root
+        parameters = {key: {"outputFile": os.path.join(task_root, "outputs", key)}
+                      for key in component.get("outputDefinitions", {}).get("parameters", {})}
+        return artifacts, parameters, task_root
 
     def _run_task(self, name, parameters, enable_cache, run_id, state, result: RunResult) -> None:
         task, component, container = self._parts(name)
-        artifacts, task_root = self._outputs(name, component, run_id)
+        artifacts, output_parameters, task_root = self._outputs(name, component, run_id)
         output_file = os.path.join(task_root, "output_metadata.json")
-        executor_input = {"inputs": {"parameterValues": self._parameter_values(task, parameters),
+        outputs: dict[str, Any] = {"artifacts": artifacts, "outputFile": output_file}
+        if output_parameters:
+            outputs["parameters"] = output_parameters
+        executor_input = {"inputs": {"parameterValues": self._parameter_values(task, parameters, result),
                                      "artifacts": self._input_artifacts(task, component, result)},
-                          "outputs": {"artifacts": artifacts, "outputFile": output_file}}
+                          "outputs": outputs}
         hook = container.get("lifecycle", {}).get("preCacheCheck")
         key_parameters = dict(executor_input["inputs"]["parameterValues"])
         if hook and self.target == "vertex":
@@ -180,14 +200,19 @@ class Launcher:
         caching = enable_cache and task.get("cachingOptions", {}).get("enableCache", False)
         if caching and key in state["cache"]:
             result.states[name] = "cached"
-            result.outputs[name] = state["cache"][key]
+            result.outputs[name] = state["cache"][key]["artifacts"]
+            result.parameters[name] = state["cache"][key]["parameters"]
+            result.seconds[name] = 0.0
             return
+        start = time.perf_counter()
         self._exec(name, container["command"], container["args"], executor_input, result)
+        result.seconds[name] = round(time.perf_counter() - start, 1)
         recorded = self._record(artifacts, output_file, state)
         result.states[name] = "executed"
         result.outputs[name] = recorded
+        result.parameters[name] = self._output_parameters(output_parameters, output_file)
         if caching:
-            state["cache"][key] = recorded
+            state["cache"][key] = {"artifacts": recorded, "parameters": result.parameters[name]}
 
     def _cache_key(self, executor_input, parameter_values, container) -> str:
         inputs = executor_input["inputs"]["artifacts"]
@@ -208,6 +233,22 @@ class Launcher:
         result.logs[label] = done.stdout + done.stderr
         if done.returncode != 0:
             raise TaskFailed(label, done.returncode, done.stdout[-2000:] + done.stderr)
+
+    @staticmethod
+    def _output_parameters(provisioned, output_file) -> dict[str, Any]:
+        """launcher_v2.go collectOutputParameters: the ExecutorOutput's value, else the outputFile's text."""
+        written = {}
+        if os.path.exists(output_file):
+            with open(output_file) as f:
+                written = json.load(f).get("parameterValues", {})
+        values = {}
+        for key, parameter in provisioned.items():
+            if key in written:
+                values[key] = written[key]
+            else:
+                with open(parameter["outputFile"]) as f:  # a missing file fails the task, as there
+                    values[key] = f.read()
+        return values
 
     def _record(self, provisioned, output_file, state) -> dict[str, dict[str, Any]]:
         """What the launcher stores in MLMD: the ExecutorOutput's artifacts, else the provisioned ones."""

@@ -16,7 +16,7 @@ ROOT = "gs://bucket/simsiam"
 ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
 TRAINERS = ("SimSiamPretrain_executor", "LinearProbe_executor")
 EXPECTED_UPSTREAM = {
-    "ExampleGen": set(), "StatisticsGen": {"ExampleGen"}, "SchemaGen": {"StatisticsGen"},
+    "PlanData": set(), "ExampleGen": {"PlanData"}, "StatisticsGen": {"ExampleGen"}, "SchemaGen": {"StatisticsGen"},
     "ExampleValidator": {"StatisticsGen", "SchemaGen"}, "StopOnAnomalies": {"ExampleValidator"},
     "Transform": {"ExampleGen", "SchemaGen", "StopOnAnomalies"},
     "SimSiamPretrain": {"ExampleGen", "Transform", "SchemaGen"},
@@ -70,7 +70,10 @@ def test_kfp_and_vertex_specs_hold_only_container_executors(compiled, fmt):
 def test_every_container_runs_our_entrypoint_and_beam_args(compiled):
     executors = compiled["spec"]["deploymentSpec"]["executors"]
     containers = {k: v["container"] for k, v in executors.items()}
-    assert len(containers) == 12
+    assert len(containers) == 13  # the pipeline's 12 components and PlanData
+    plan = containers.pop("PlanData_executor")  # the data version: our own command, no TFX
+    assert plan["image"] == IMAGE and plan["command"] == ["python", "-m", "simsiam_tfx.kubeflow.plan_step"]
+    assert plan["args"] == ["--executor_input", "{{$}}"]
     for name, container in containers.items():
         assert container["image"] == (GPU_IMAGE if name in TRAINERS else IMAGE), name
         assert container["command"] == ENTRYPOINT, name
@@ -112,7 +115,7 @@ def test_accelerator_names_per_target(gpu_type, target, expected):
 def test_data_location_epochs_and_floor_are_runtime_parameters(compiled):
     spec = compiled["spec"]
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(params) == {"input_base", "trainer_config", "eval_config"}
+    assert set(params) == {"input_base", "trainer_config", "eval_config", "data_config"}
     assert all(p["parameterType"] == "STRING" and p["isOptional"] for p in params.values())
     assert params["input_base"]["defaultValue"] == f"{ROOT}/data"
     assert json.loads(params["trainer_config"]["defaultValue"])["config"]["pretrain"]["epochs"] == 7
@@ -121,10 +124,17 @@ def test_data_location_epochs_and_floor_are_runtime_parameters(compiled):
     tasks = spec["root"]["dag"]["tasks"]
     uses = {(task, name): p["componentInputParameter"] for task, t in tasks.items()
             for name, p in t.get("inputs", {}).get("parameters", {}).items() if "componentInputParameter" in p}
-    assert uses == {("ExampleGen", "input_base"): "input_base",
+    assert uses == {("PlanData", "input_base"): "input_base", ("PlanData", "data_config"): "data_config",
                     ("SimSiamPretrain", "custom_config"): "trainer_config",
                     ("LinearProbe", "custom_config"): "trainer_config",
                     ("Evaluator", "eval_config"): "eval_config"}
+    # The data version is decided by PlanData, first and never cached; ExampleGen reads its output.
+    assert tasks["ExampleGen"]["inputs"]["parameters"]["input_base"] == {
+        "taskOutputParameter": {"producerTask": "PlanData", "outputParameterKey": "input_base"}}
+    assert "PlanData" in tasks["ExampleGen"]["dependentTasks"]
+    assert tasks["PlanData"]["cachingOptions"] == {"enableCache": False}
+    assert spec["components"]["PlanData"]["outputDefinitions"]["parameters"]["input_base"]["parameterType"] == "STRING"
+    assert json.loads(params["data_config"]["defaultValue"])["image_size"] == PipelineConfig().data.image_size
     # Pushed models go under the pipeline root, not to a local folder.
     push = json.loads(tasks["Pusher"]["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"])
     assert push["filesystem"]["base_directory"] == f"{ROOT}/serving_model"

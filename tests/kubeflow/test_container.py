@@ -61,6 +61,8 @@ def executor_input(spec, task_spec, component, run_parameters, task_root):
         if "componentInputParameter" in source:  # a pipeline (runtime) parameter: run value or default
             param = source["componentInputParameter"]
             values[name] = run_parameters.get(param, root_parameters[param].get("defaultValue"))
+        elif "taskOutputParameter" in source:  # PlanData's output: played here by the given plan folder
+            values[name] = run_parameters[name]
         else:  # pipeline spec 2.1 keeps constants as plain protobuf Values
             values[name] = source["runtimeValue"]["constant"]
     artifacts = {key: {"artifacts": [{"name": ARTIFACT_NAME, "type": definition["artifactType"],

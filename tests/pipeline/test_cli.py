@@ -47,3 +47,41 @@ def test_sources_command_writes_the_plan_for_a_cluster_run(tmp_path, capsys):
     plan = sources.load_plan(printed["input_base"])
     assert plan.class_names == ["class0", "class1", "class2"]
     assert plan.splits["eval"][0].keep == (0.85, 1.0)
+
+
+def test_sources_span_auto_writes_a_new_span_only_when_images_arrive(tmp_path, capsys):
+    images, to = tmp_path / "imgs", str(tmp_path / "data")
+    data_factory.write_image_folder(str(images), 6, classes=2)
+    argv = ["sources", "--images", str(images), "--to", to, "--span", "auto"]
+
+    def run() -> dict:
+        assert cli.main(argv) == 0
+        return json.loads(capsys.readouterr().out)
+
+    first, second = run(), run()
+    assert (first["span"], first["new_span"], second["span"], second["new_span"]) == (1, True, 1, False)
+    assert second["input_base"] == first["input_base"] == f"{to}/span-1"
+    (images / "class1" / "late.png").write_bytes(data_factory.encoded((24, 24), 77))
+    third = run()
+    assert (third["span"], third["new_span"]) == (2, True) and third["data_fingerprint"] != first["data_fingerprint"]
+
+
+def test_served_says_which_data_produced_the_model_being_served(tmp_path, capsys):
+    from simsiam_tfx.components import model_record
+    serving = tmp_path / "out" / "serving_model"
+    assert cli.main(["served", "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"simsiam-tfx: error: no model has been pushed to {serving}"
+    version = serving / "1795700000"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"stand-in")
+    (version / "push_record.json").write_text(json.dumps({"model_uri": "gs://b/tfx/LinearProbe/model/9",
+                                                          "fingerprint": "f", "pushed_at": 1}))
+    data = {"span": 2, "data_fingerprint": "0123abcd", "class_names": ["cat", "dog"],
+            "example_counts": {"pretrain": 80, "probe_train": 80, "eval": 15}}
+    model_record.write_json(str(version), model_record.TRAINING_RECORD, {
+        "data": data, "encoder_uri": "gs://b/tfx/SimSiamPretrain/model/8/Format-Serving",
+        "retraining": {"policy": "from_scratch", "reason": "the configured policy"}})
+    assert cli.main(["served", "--serving-dir", str(serving)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["version"] == 1795700000 and printed["model_uri"] == "gs://b/tfx/LinearProbe/model/9"
+    assert printed["data"] == data and printed["retraining"]["policy"] == "from_scratch"

@@ -66,9 +66,9 @@ def test_image_grid_places_every_image_with_white_gaps():
 
 
 def test_image_summaries_and_projector_export_are_readable_by_tensorboard(tmp_path):
+    from google.protobuf import text_format
     from tensorboard.backend.event_processing import event_accumulator
     from tensorboard.plugins import projector
-    from google.protobuf import text_format
 
     monitors.write_image_summaries(str(tmp_path), {"report/preview": np.full((6, 9, 3), 0.5, np.float32)})
     events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})

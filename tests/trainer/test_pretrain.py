@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
@@ -128,3 +129,20 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_afresh(tmp_path, 
     assert "is damaged" in out and "training starts from epoch 0" in out
     assert metrics["resumed_after_epoch"] == 0 and [row["epoch"] for row in metrics["history"]] == [1, 2]
     assert any(".damaged-" in name for name in os.listdir(tmp_path))
+
+
+def test_warm_start_begins_from_the_given_encoder_weights(tmp_path):
+    """With a zero learning rate and no weight decay nothing moves the weights: the encoder that
+    pre-training ends with is the one it was given, not a fresh initialisation."""
+    from simsiam_tfx.trainer import backbones
+    config, data = tiny_config(tmp_path, "fp32")
+    config.pretrain.base_lr, config.pretrain.weight_decay = 0.0, 0.0
+    keras.utils.set_random_seed(123)
+    served = backbones.build_encoder("resnet18", 16, 2)
+    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+                                initial_encoder_weights=served.get_weights())
+    assert metrics["num_examples"] == 32
+    for given, trained in zip(served.trainable_weights, simsiam.encoder.trainable_weights):
+        np.testing.assert_array_equal(given.numpy(), trained.numpy())
+    fresh, _ = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb2"))
+    assert not np.array_equal(fresh.encoder.trainable_weights[0].numpy(), served.trainable_weights[0].numpy())
