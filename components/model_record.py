@@ -1,17 +1,23 @@
-"""The record a trained model carries of what produced it, inside its SavedModel.
+"""What a trained model carries of what produced it, and the served versions on disk.
 
 `assets.extra/` is the SavedModel folder TF Serving leaves alone, and the Pusher copies every file
 of a model, so each pushed version carries TRAINING_RECORD (written by LinearProbe: the encoder it
 was probed on, the retraining decision, the data, the probe's numbers; read by the gate, warm
 start and `simsiam-tfx served`), and each pre-trained encoder its RETRAINING_FILE
 (components/warm_start.py).
+
+A served version is a numeric folder under the push destination holding saved_model.pb (TF
+Serving's layout) and PUSH_RECORD (components/pushed_models.py writes it).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Optional
 
+PUSH_RECORD = "push_record.json"
+SAVED_MODEL = "saved_model.pb"
 EXTRA_DIR = "assets.extra"
 TRAINING_RECORD = "simsiam_tfx_record.json"  # in the classifier (and so in every pushed version)
 RETRAINING_FILE = "retraining.json"  # beside the pre-trained encoder
@@ -46,3 +52,33 @@ def training_record(model_dir: str) -> dict[str, Any] | None:
 
 def retraining_of(encoder_dir: str) -> dict[str, Any] | None:
     return _read_json(os.path.join(encoder_dir, EXTRA_DIR, RETRAINING_FILE))
+
+
+@dataclasses.dataclass(frozen=True)
+class PushedVersion:
+    version: int
+    path: str
+    record: dict[str, Any]
+
+
+def pushed_versions(base_directory: str) -> list[PushedVersion]:
+    """Complete versions (numeric folder holding saved_model.pb), oldest first."""
+    import tensorflow as tf
+    gfile = tf.io.gfile
+    if not gfile.isdir(base_directory):
+        return []
+    found = []
+    for name in gfile.listdir(base_directory):
+        name = name.rstrip("/")
+        path = os.path.join(base_directory, name)
+        if not name.isdigit() or not gfile.exists(os.path.join(path, SAVED_MODEL)):
+            continue
+        record_path = os.path.join(path, PUSH_RECORD)
+        record = json.loads(gfile.GFile(record_path).read()) if gfile.exists(record_path) else {}
+        found.append(PushedVersion(int(name), path, record))
+    return sorted(found, key=lambda v: v.version)
+
+
+def newest_pushed(base_directory: str) -> Optional[PushedVersion]:
+    versions = pushed_versions(base_directory)
+    return versions[-1] if versions else None

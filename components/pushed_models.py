@@ -23,12 +23,11 @@ Each pushed version carries PUSH_RECORD (content fingerprint, source artifact, t
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import time
-from typing import Any, Optional
+from typing import Any
 
 from tfx import types
 from tfx.components.evaluator import executor as evaluator_executor
@@ -40,17 +39,9 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from tfx.utils import path_utils, proto_utils
 
 from simsiam_tfx.components import model_gate
+from simsiam_tfx.components.model_record import PUSH_RECORD, SAVED_MODEL, newest_pushed
 
-PUSH_RECORD = "push_record.json"
-SAVED_MODEL = "saved_model.pb"
 _STAGING_PREFIX = ".staging-"
-
-
-@dataclasses.dataclass(frozen=True)
-class PushedVersion:
-    version: int
-    path: str
-    record: dict[str, Any]
 
 
 def _gfile():
@@ -63,28 +54,6 @@ def push_directory(push_destination: str | pusher_pb2.PushDestination) -> str:
     if isinstance(push_destination, str):
         push_destination = proto_utils.json_to_proto(push_destination, pusher_pb2.PushDestination())
     return push_destination.filesystem.base_directory
-
-
-def pushed_versions(base_directory: str) -> list[PushedVersion]:
-    """Complete versions (numeric folder holding saved_model.pb), oldest first."""
-    gfile = _gfile()
-    if not gfile.isdir(base_directory):
-        return []
-    found = []
-    for name in gfile.listdir(base_directory):
-        name = name.rstrip("/")
-        path = os.path.join(base_directory, name)
-        if not name.isdigit() or not gfile.exists(os.path.join(path, SAVED_MODEL)):
-            continue
-        record_path = os.path.join(path, PUSH_RECORD)
-        record = json.loads(gfile.GFile(record_path).read()) if gfile.exists(record_path) else {}
-        found.append(PushedVersion(int(name), path, record))
-    return sorted(found, key=lambda v: v.version)
-
-
-def newest_pushed(base_directory: str) -> Optional[PushedVersion]:
-    versions = pushed_versions(base_directory)
-    return versions[-1] if versions else None
 
 
 def _files(root: str) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from simsiam_tfx.components.model_record import training_record
+from simsiam_tfx.components.model_record import newest_pushed, training_record
 from simsiam_tfx.config import PipelineConfig
 
 FROM_SCRATCH, WARM_START = "from_scratch", "warm_start"
@@ -30,7 +30,6 @@ def decide(config: PipelineConfig) -> tuple[dict[str, Any], list | None]:
     if not config.pretrain.warm_start:
         return {"policy": FROM_SCRATCH, "reason": "the configured policy: retrain from scratch (--warm-start "
                                                   "starts from the served encoder)"}, None
-    from simsiam_tfx.components.pushed_models import newest_pushed
     serving = config.serving_model_dir
     newest = newest_pushed(serving)
     if newest is None:

@@ -123,7 +123,7 @@ def served_record(serving_dir: str) -> dict:
     """Which data and retraining produced the model being served (the newest pushed version): its
     push record and the training record it carries (components/model_record.py)."""
     from simsiam_tfx.components import model_record
-    from simsiam_tfx.components.pushed_models import newest_pushed
+    from simsiam_tfx.components.model_record import newest_pushed
     newest = newest_pushed(serving_dir)
     if newest is None:
         raise ConfigError(f"no model has been pushed to {serving_dir}")

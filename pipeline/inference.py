@@ -33,17 +33,13 @@ _TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz"
 # ---- the model ----------------------------------------------------------------------------
 
 def newest_pushed_model(output_dir: str) -> str:
-    """The newest version under <output>/serving_model/ (Pusher names versions by push time)."""
+    """The newest complete version under <output>/serving_model/ (never a push still staged)."""
+    from simsiam_tfx.components.model_record import newest_pushed
     root = os.path.join(output_dir, "serving_model")
-    versions = [d for d in glob.glob(os.path.join(root, "*")) if os.path.exists(os.path.join(d, "saved_model.pb"))]
-    if not versions:
+    newest = newest_pushed(root)
+    if newest is None:
         raise ConfigError(f"no pushed model under {root}; pass --model (a pushed model or a SavedModel from a run)")
-    return max(versions, key=_version_key)
-
-
-def _version_key(folder: str) -> tuple[int, float]:
-    name = os.path.basename(folder)
-    return (int(name) if name.isdigit() else -1, os.path.getmtime(folder))
+    return newest.path
 
 
 class Model:

@@ -79,7 +79,7 @@ def baseline_for(tmp_path, model, name):
 def test_a_model_with_other_classes_is_not_pushed_over_the_served_one_unless_allowed(tmp_path, capsys):
     two = candidate(tmp_path, "two", ["cat", "dog"], b"two classes")
     assert push(tmp_path, two, gate(tmp_path, two, baseline_for(tmp_path, two, "b0")))
-    [served] = pushed_models.pushed_versions(str(tmp_path / "serving"))
+    [served] = model_record.pushed_versions(str(tmp_path / "serving"))
     assert model_gate.model_facts(served.path)["class_names"] == ["cat", "dog"]  # the record travels with it
 
     three = candidate(tmp_path, "three", ["cat", "dog", "fox"], b"three classes")
@@ -95,12 +95,12 @@ def test_a_model_with_other_classes_is_not_pushed_over_the_served_one_unless_all
     assert not label_check["passed"] and "--allow-label-change" in label_check["detail"]
     assert "NOT blessed: label space" in capsys.readouterr().out
     assert not push(tmp_path, three, refused)
-    assert pushed_models.pushed_versions(str(tmp_path / "serving")) == [served]
+    assert model_record.pushed_versions(str(tmp_path / "serving")) == [served]
 
     allowed = gate(tmp_path, three, baseline, allow=True)
     assert allowed.get_int_custom_property("blessed") == 1
     assert push(tmp_path, three, allowed)
-    assert model_gate.model_facts(pushed_models.newest_pushed(str(tmp_path / "serving")).path)["class_names"] == \
+    assert model_gate.model_facts(model_record.newest_pushed(str(tmp_path / "serving")).path)["class_names"] == \
         ["cat", "dog", "fox"]
 
 

@@ -8,7 +8,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from simsiam_tfx.components import pushed_models
+from simsiam_tfx.components import model_record, pushed_models
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +60,8 @@ def test_newest_version_ignores_incomplete_and_staging_folders(tmp_path):
     saved_model(str(base / "200"))
     os.makedirs(base / "300")  # half-copied: no saved_model.pb yet
     saved_model(str(base / ".staging-400"))
-    assert pushed_models.newest_pushed(str(base)).version == 200
-    assert pushed_models.newest_pushed(str(tmp_path / "nothing")) is None
+    assert model_record.newest_pushed(str(base)).version == 200
+    assert model_record.newest_pushed(str(tmp_path / "nothing")) is None
 
 
 def test_a_blessed_model_is_pushed_once_and_an_identical_one_not_again(tmp_path):
@@ -69,19 +69,19 @@ def test_a_blessed_model_is_pushed_once_and_an_identical_one_not_again(tmp_path)
     saved_model(str(model_uri / "Format-Serving"))
     first = push(tmp_path, model_uri)
     assert first.get_int_custom_property("pushed") == 1
-    [version] = pushed_models.pushed_versions(str(tmp_path / "serving"))
+    [version] = model_record.pushed_versions(str(tmp_path / "serving"))
     assert version.record["model_uri"] == str(model_uri)
     assert sorted(os.listdir(version.path)) == ["push_record.json", "saved_model.pb", "variables"]
 
     again = push(tmp_path, model_uri)  # e.g. a rerun whose Evaluator and Pusher ran again
     assert again.get_int_custom_property("pushed") == 0
     assert again.get_int_custom_property("already_pushed_version") == version.version
-    assert len(pushed_models.pushed_versions(str(tmp_path / "serving"))) == 1
+    assert len(model_record.pushed_versions(str(tmp_path / "serving"))) == 1
 
     other = tmp_path / "other"
     saved_model(str(other / "Format-Serving"), b"another graph")
     assert push(tmp_path, other).get_int_custom_property("pushed") == 1
-    versions = pushed_models.pushed_versions(str(tmp_path / "serving"))
+    versions = model_record.pushed_versions(str(tmp_path / "serving"))
     assert [v.record["model_uri"] for v in versions] == [str(model_uri), str(other)]
     assert versions[1].version > versions[0].version  # even within the same second
 
@@ -125,7 +125,7 @@ def test_evaluator_drops_an_empty_baseline(tmp_path, monkeypatch):
 def test_fingerprint_follows_content_not_the_push_record(tmp_path):
     a = saved_model(str(tmp_path / "a"))
     b = saved_model(str(tmp_path / "b"))
-    with open(os.path.join(b, pushed_models.PUSH_RECORD), "w") as f:
+    with open(os.path.join(b, model_record.PUSH_RECORD), "w") as f:
         json.dump({"x": 1}, f)
     assert pushed_models.model_fingerprint(a) == pushed_models.model_fingerprint(b)
     saved_model(a, b"changed")

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from simsiam_tfx.components import sources
-from simsiam_tfx.components.pushed_models import PUSH_RECORD, pushed_versions
+from simsiam_tfx.components.model_record import PUSH_RECORD, pushed_versions
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.kubeflow.compile import (
     PARAM_EVAL_CONFIG,
