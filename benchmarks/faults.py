@@ -28,8 +28,10 @@ class _OneLinePerScenario:
             line = f"{outcome} {scenario}  [{os.path.basename(where)}]"
             if report.skipped and isinstance(report.longrepr, tuple):
                 line += f" ({report.longrepr[2]})"
-            if report.failed:
-                line += "\n     " + (report.longreprtext.strip().splitlines() or [""])[-1][:300]
+            if report.failed:  # pytest's "E ..." lines say what failed; else the last line
+                text = report.longreprtext.strip().splitlines() or [""]
+                errors = [t[1:].strip() for t in text if t.startswith("E ")] or text[-1:]
+                line += "\n     " + " | ".join(errors[:3])[:500]
             self.lines.append(line)
             print(line, flush=True)
 
