@@ -91,8 +91,9 @@ class Executor(trainer_executor.GenericExecutor):
         custom = json_utils.loads(exec_properties.get(key) or "{}")
         check_gpus(int(custom.get("gpus") or 0))
         facts = data_facts(artifact_utils.get_single_instance(input_dict[DATA_EXAMPLES_KEY]))
-        check_splits(artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
-                     _splits(exec_properties), facts["class_names"])
+        if not input_dict.get(standard_component_specs.BASE_MODEL_KEY):  # once, in the first Trainer
+            check_splits(artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
+                         _splits(exec_properties), facts["class_names"])
         exec_properties = {**exec_properties, key: json_utils.dumps(trainer_config.with_data_plan(custom, facts))}
         inputs = {k: v for k, v in input_dict.items() if k != DATA_EXAMPLES_KEY}
         super().Do(inputs, output_dict, exec_properties)

@@ -140,12 +140,3 @@ class ModelGate(base_component.BaseComponent):
         super().__init__(spec=ModelGateSpec(
             model=model, evaluator_blessing=evaluator_blessing, baseline_model=baseline_model,
             gate_config=gate_settings(settings), blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
-
-
-def gate_record(blessing_uri: str) -> Optional[dict[str, Any]]:
-    """What the gate decided and why (GATE_FILE), for the run summary."""
-    path = os.path.join(blessing_uri, GATE_FILE)
-    if not _gfile().exists(path):
-        return None
-    with _gfile().GFile(path) as f:
-        return json.load(f)

@@ -155,8 +155,8 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     summary["evaluator"] = evaluator
 
     gate_blessing = record.output("ModelGate", "blessing")
-    from simsiam_tfx.components.model_gate import gate_record  # TFX: imported once the console is quiet
-    summary["gate"] = gate_record(gate_blessing.uri) if gate_blessing else None
+    from simsiam_tfx.components.model_gate import GATE_FILE  # TFX: imported once the console is quiet
+    summary["gate"] = _read_json(os.path.join(gate_blessing.uri, GATE_FILE)) if gate_blessing else None
 
     baseline = record.output("PushedBaseline", "baseline_model")
     has_version = baseline is not None and "pushed_version" in baseline.custom_properties
