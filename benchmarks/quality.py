@@ -21,8 +21,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from simsiam_tfx.components import shapes
+from simsiam_tfx.components.preprocessing import policy_config
 from simsiam_tfx.config import DataConfig, default_proj_dim
-from simsiam_tfx.trainer import augment, backbones, data, monitors, probe, schedules
+from simsiam_tfx.trainer import backbones, data, monitors, probe, schedules
 from simsiam_tfx.trainer import supervised as sup
 from simsiam_tfx.trainer.pretrain import build_simsiam
 
@@ -73,7 +74,7 @@ def supervised(splits, args):
     x, y = np.concatenate([xp, xt]), np.concatenate([yp, yt])
     result = sup.supervised_accuracy_arrays(x, y, xe, ye, backbone=args.backbone, width=args.width, num_classes=10,
                                             epochs=args.epochs, batch_size=args.batch_size,
-                                            augment_config=args.augment, seed=args.seed, base_lr=0.1,
+                                            augment_config=policy_config(args.augment), seed=args.seed, base_lr=0.1,
                                             weight_decay=5e-4, verbose=True)
     return result["accuracy"]
 
@@ -108,7 +109,7 @@ def main():
         lr = schedules.warmup_cosine(args.base_lr * args.batch_size / 256, args.epochs * steps)
         model = build_simsiam(args.backbone, args.width, args.image_size, default_proj_dim(args.backbone, args.width), 5e-4, lr)
         views = data.views_of(tf.data.Dataset.from_tensor_slices(x), args.image_size, args.batch_size,
-                              augment.preset(args.augment), args.seed, len(x))
+                              policy_config(args.augment), args.seed, len(x))
         callbacks = [QualityCurve(splits, args.eval_every, steps, start)] if args.eval_every else []
         hist = model.fit(views, epochs=args.epochs, steps_per_epoch=steps, verbose=2, callbacks=callbacks)
         result["final_loss"] = hist.history["loss"][-1]

@@ -12,9 +12,15 @@ import tensorflow as tf
 import tf_keras as keras
 
 from simsiam_tfx.components import model_record, serving, trainer_config
-from simsiam_tfx.trainer import data, probe, supervised
+from simsiam_tfx.trainer import augment, data, probe, supervised
 
 METRICS_FILE = "probe_metrics.json"
+
+
+def _graph_policy(transform_graph_dir: str) -> augment.AugmentConfig:
+    """The augmentation the Transform graph draws views with (the supervised reference's too)."""
+    values = data.read_policy(transform_graph_dir)
+    return augment.from_dict({k: v for k, v in values.items() if k != "name"})
 
 
 def run_fn(fn_args) -> None:
@@ -24,6 +30,7 @@ def run_fn(fn_args) -> None:
     settings = trainer_config.read(fn_args.custom_config)
     config, num_classes = settings.config, settings.num_classes
     size, p = config.data.image_size, config.pretrain.resolved(config.data.image_size)
+    # The materialised images: the Transform graph's deterministic path, as served.
     train_ds = data.labelled_images(fn_args.train_files, size, config.probe.batch_size)
     eval_ds = data.labelled_images(fn_args.eval_files, size, config.probe.batch_size)
 
@@ -38,7 +45,7 @@ def run_fn(fn_args) -> None:
         reference = supervised.supervised_accuracy(
             fn_args.train_files, fn_args.eval_files, backbone=p.backbone, width=p.width, image_size=size,
             num_classes=num_classes, epochs=config.probe.supervised_epochs, batch_size=p.batch_size,
-            augment_config=config.data.augment_preset(), seed=p.seed, weight_decay=p.weight_decay)
+            augment_config=_graph_policy(fn_args.transform_output), seed=p.seed, weight_decay=p.weight_decay)
         metrics.update(supervised_accuracy=reference["accuracy"], supervised_train_accuracy=reference["train_accuracy"],
                        supervised_epochs=reference["epochs"], supervised_seconds=reference["seconds"])
         print(f"[probe] supervised-from-scratch reference {reference['accuracy']:.4f} "

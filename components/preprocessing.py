@@ -1,34 +1,153 @@
-"""The Transform module: raw image bytes -> fixed-size images, deterministically.
+"""The Transform module: the augmentation policy, the preprocessing_fn, and Transform's executor.
 
-Decodes JPEG/PNG/GIF/BMP of any size and channel count (grayscale is replicated to RGB, alpha is
-dropped, 16-bit is scaled down), resizes to image_size x image_size with antialiasing, and stores
-the result as a serialized uint8 tensor: 3 bytes per pixel instead of float32's 12, so transformed
-data stays as compact as the images. Scaling to [0, 1] happens at decode time in the trainer
-(trainer/data.py), the one place shared by training and serving.
+The Transform stage owns the augmentation. Its graph (`data.transform_features` bound to the
+policy in Transform's custom_config) maps an encoded image to the decoded, resized uint8 image,
+and, given an `augment_seed` per example, to a random view of it instead:
 
-Augmentation is deliberately not here: Transform's output is materialised once, but SimSiam needs
-fresh random views at every step, so the Trainer's tf.data input applies it on the fly.
+- Transform materialises what is computed once: the decoded, resized uint8 images (no seed in the
+  data, so no randomness in the materialised examples).
+- The SimSiam Trainer applies the same graph on the fly to those images with fresh seeds every
+  step (trainer/data.py `pretrain_views`); the probe, the kNN monitor, the Evaluator and the served
+  model use its deterministic path (no seed).
+
+A stock Transform cannot take the seed: the preprocessing_fn's inputs are exactly the features of
+the schema, and the seed is in no data. `Executor` is TFX's Transform executor given the schema
+with the seed added as an optional int64 feature (`with_seed`), and it writes the policy (`augment_policy.json`,
+also custom properties of the transform_graph artifact) and a preview of views drawn by the graph
+(`augment_preview.png`) beside the graph.
 """
 from __future__ import annotations
 
+import json
+import os
+
+import numpy as np
 import tensorflow as tf
+from tfx.components.transform import executor as transform_executor
 
-from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY  # raw and transformed features share their keys
+from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.trainer import augment, data
+
+PREVIEW_FILE = "augment_preview.png"
+PREVIEW_IMAGES = 8
+# Custom properties of the transform_graph artifact (MLMD): the policy's name and every parameter.
+POLICY_NAME_PROPERTY = "augment_policy"
+POLICY_JSON_PROPERTY = "augment_policy_json"
+
+# The augmentation policies `--augment` names: every parameter of each (trainer/augment.py draws
+# the views). Changing one here changes the Transform graph, its cache key and the Trainers' views.
+POLICIES = {
+    # The paper's ImageNet policy (MoCo v2's): crops down to 20 %, jitter, grayscale, blur, flip.
+    "imagenet": augment.AugmentConfig(blur_prob=0.5),
+    # The paper's CIFAR policy: the same without blur (blur destroys 32 px images).
+    "cifar": augment.AugmentConfig(),
+    # The CIFAR policy with colour jitter strong enough (any hue, large saturation/brightness
+    # changes) that two views cannot be matched by their colour alone: on `shapes`, where colour
+    # is random and carries no class, weaker jitter lets SimSiam match views by colour.
+    "strong-colour": augment.AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.5)),
+    # For tiny, centred, colourless images such as 8x8 digits: large crops, no flips (a flipped
+    # digit is another glyph), no hue/saturation: the paper's crops make SimSiam worse there (README,
+    # `digits`).
+    "mild": augment.AugmentConfig(crop_scale=(0.5, 1.0), jitter=(0.4, 0.4, 0.0, 0.0), flip=False),
+}
 
 
-def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """One encoded image (scalar string) -> uint8 (S, S, 3)."""
-    image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+def policy_config(name: str) -> augment.AugmentConfig:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown augmentation policy {name!r}; choose one of {', '.join(POLICIES)}") from None
+
+
+def custom_config(config: PipelineConfig) -> dict:
+    """Transform's custom_config: the image size and the whole policy, so that the cache key
+    changes with any parameter of the augmentation (Transform and the Trainers re-run; ExampleGen,
+    statistics and schema do not)."""
+    name = config.data.augment_preset()
+    return {"image_size": config.data.image_size,
+            "augment": {"name": name, "parameters": augment.to_dict(policy_config(name))}}
+
+
+def policy(custom: dict) -> dict:
+    """{"name", **parameters}: the policy a Transform custom_config selects."""
+    chosen = custom["augment"]
+    return {"name": chosen["name"], **augment.to_dict(augment.from_dict(chosen["parameters"]))}
+
+
+def _augment_config(policy_values: dict) -> augment.AugmentConfig:
+    return augment.from_dict({k: v for k, v in policy_values.items() if k != "name"})
+
+
+def in_process(config: PipelineConfig) -> data.Transform:
+    """The graph's function for `config`'s policy, called in process: for pre-training outside TFX
+    (tests, benchmarks), where no Transform component has written a graph."""
+    name = config.data.augment_preset()
+    return data.Transform.direct(policy_config(name), config.data.image_size, name)
 
 
 def preprocessing_fn(inputs, custom_config):
-    image_size = int(custom_config["image_size"])
-    encoded = tf.reshape(inputs[IMAGE_KEY], [-1])
-    images = tf.map_fn(lambda e: tf.io.serialize_tensor(decode_and_resize(e, image_size)), encoded,
-                       fn_output_signature=tf.TensorSpec([], tf.string))
-    outputs = {IMAGE_KEY: images}
-    if LABEL_KEY in inputs:
-        outputs[LABEL_KEY] = tf.reshape(inputs[LABEL_KEY], [-1])
-    return outputs
+    return data.transform_features(inputs, _augment_config(policy(custom_config)), int(custom_config["image_size"]))
+
+
+def preview(transform: data.Transform, serialized: tf.Tensor, image_size: int, seed: int = 0) -> np.ndarray:
+    """A uint8 grid with one row per image: the image, then two views of it drawn by the graph."""
+    count = int(serialized.shape[0])
+    images = transform.images(serialized)
+    views = transform.images(tf.concat([serialized, serialized], 0),
+                             augment.example_seeds(tf.constant([seed, 0], tf.int64), 2 * count))
+    tiles = data.parse_images(tf.concat([images, views], 0), image_size).numpy()
+    rows = [np.concatenate([tiles[i], tiles[count + i], tiles[2 * count + i]], axis=1) for i in range(count)]
+    grid = np.concatenate(rows, axis=0)
+    scale = max(1, 96 // image_size)  # small images enlarged (nearest) so the views can be seen
+    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def _first_images(file_pattern: str, count: int) -> tf.Tensor:
+    return next(iter(data.serialized_images([file_pattern]).batch(count)))
+
+
+def with_seed(schema):
+    """A copy of `schema` with the optional seed feature: int64, no shape and no required presence,
+    so a VarLenFeature, empty wherever it is absent (in all the data)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    if any(f.name == data.SEED_KEY for f in schema.feature):
+        raise ValueError(f"the data has a feature named {data.SEED_KEY!r}, which the Transform graph reserves")
+    extended = schema_pb2.Schema()
+    extended.CopyFrom(schema)
+    extended.feature.add(name=data.SEED_KEY, type=schema_pb2.INT)
+    return extended
+
+
+class Executor(transform_executor.Executor):
+    """TFX's Transform executor, given the schema with the optional seed feature; after the
+    transform, it records the policy and writes a preview beside the graph."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        from tfx.types import artifact_utils
+        from tfx.types import standard_component_specs as specs
+        input_dict = {**input_dict, specs.SCHEMA_KEY: [self._schema_with_seed(input_dict[specs.SCHEMA_KEY])]}
+        super().Do(input_dict, output_dict, exec_properties)
+        custom = json.loads(exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "{}")
+        values = policy(custom)
+        graph = artifact_utils.get_single_instance(output_dict[specs.TRANSFORM_GRAPH_KEY])
+        with tf.io.gfile.GFile(os.path.join(graph.uri, data.POLICY_FILE), "w") as f:
+            json.dump(values, f, indent=2, sort_keys=True)
+        graph.set_string_custom_property(POLICY_NAME_PROPERTY, values["name"])
+        graph.set_string_custom_property(POLICY_JSON_PROPERTY, json.dumps(values, sort_keys=True))
+        transformed = output_dict.get(specs.TRANSFORMED_EXAMPLES_KEY)
+        if transformed:
+            split_uri = artifact_utils.get_split_uri(transformed, "pretrain")
+            images = _first_images(os.path.join(split_uri, "*"), PREVIEW_IMAGES)
+            grid = preview(data.Transform.load(graph.uri), images, int(custom["image_size"]))
+            tf.io.write_file(os.path.join(graph.uri, PREVIEW_FILE), tf.io.encode_png(grid))
+
+    def _schema_with_seed(self, schema_artifacts):
+        """A Schema artifact in this execution's temporary folder: the input schema `with_seed`."""
+        from tfx.types import artifact_utils, standard_artifacts
+        from tfx.utils import io_utils
+        source = io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(schema_artifacts))
+        extended = standard_artifacts.Schema()
+        extended.uri = os.path.join(self._get_tmp_dir(), "schema_with_seed")
+        io_utils.write_pbtxt_file(os.path.join(extended.uri, "schema.pbtxt"),
+                                  with_seed(io_utils.SchemaReader().read(source)))
+        return extended

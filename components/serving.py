@@ -4,8 +4,9 @@
   class probabilities, predicted class and embedding.
 - `serve_image_bytes`: encoded image bytes (JPEG, PNG, GIF, BMP) -> the same outputs.
 
-Both run the Transform graph first (decode, resize), so serving preprocessing is exactly
-training preprocessing.
+Both run the Transform graph first, on its deterministic path (decode, resize; never a seed, so
+never an augmented view, whatever the request holds), so serving preprocessing is exactly the
+preprocessing of the probe and the evaluation.
 
 Every request is bounded and answered per image: the header of each image is read before
 anything is decoded, and an image that is not JPEG/PNG/GIF/BMP, or would decode to more than
@@ -72,8 +73,8 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
     names = tf.constant(list(class_names) if class_names else [str(i) for i in range(num_classes)])
     raw_spec = tft_output.raw_feature_spec()
     raw_spec.pop(LABEL_KEY, None)
-    # Same shape as a parsed raw example ((B,) or (B, 1), as the schema says).
-    raw_shape = [-1] + list(raw_spec[IMAGE_KEY].shape)
+    raw_spec.pop(data.SEED_KEY, None)  # requests never choose a seed: no augmented view is served
+    transform = data.Transform(classifier.tft_layer, tuple(raw_spec[IMAGE_KEY].shape), policy={})
     stand_in = tf.io.encode_png(np.zeros((1, 1, 3), np.uint8)).numpy()  # decoded in place of refused images
 
     def predict(image_bytes):
@@ -84,8 +85,7 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
         safe = tf.where(accepted, image_bytes, stand_in)
         # An empty batch is answered by running one stand-in image and keeping none of it.
         safe = tf.cond(count > 0, lambda: safe, lambda: tf.constant([stand_in]))
-        transformed = classifier.tft_layer({IMAGE_KEY: tf.reshape(safe, raw_shape)})
-        outputs = classifier(data.decode_images(transformed[IMAGE_KEY], image_size), training=False)
+        outputs = classifier(data.decode_images(transform.images(safe), image_size), training=False)
         probabilities, embedding = outputs["probabilities"][:count], outputs["embedding"][:count]
         class_id = tf.where(accepted, tf.argmax(probabilities, axis=1), tf.constant(-1, tf.int64))
         keep = tf.cast(accepted, tf.float32)[:, None]

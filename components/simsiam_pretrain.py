@@ -36,7 +36,8 @@ def run_fn(fn_args) -> None:
     distribute.strategy_from_environment()  # first: a multi-worker strategy must start before any op
     settings = trainer_config.read(fn_args.custom_config)
     probe_files, eval_files = (fn_args.eval_files + [None, None])[:2]
-    inputs = PretrainData(fn_args.train_files, [probe_files] if probe_files else None,
+    # The views are drawn by the Transform stage's graph (components/preprocessing.py).
+    inputs = PretrainData(fn_args.train_files, fn_args.transform_output, [probe_files] if probe_files else None,
                           [eval_files] if eval_files else None, settings.num_classes)
     checkpoint_dir = checkpoint_dir_for(fn_args.model_run_dir, settings.config, fn_args.train_files)
     retraining, initial_weights = warm_start.decide(settings.config)

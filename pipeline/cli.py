@@ -142,6 +142,7 @@ def _cmd_served(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    from simsiam_tfx.components.preprocessing import policy_config
     from simsiam_tfx.trainer import bench
     require(args.width >= 1, f"--width must be >= 1, got {args.width}")
     require(16 <= args.image_size <= 512, f"--image-size must be in [16, 512], got {args.image_size}")
@@ -149,7 +150,7 @@ def _cmd_bench(args) -> int:
     require(args.steps >= 1 and args.warmup >= 0, "--steps must be >= 1 and --warmup >= 0")
     result = bench.run(backbone=args.backbone, width=args.width, image_size=args.image_size,
                        batch_size=args.batch_size, precision=args.precision, xla=args.xla, steps=args.steps,
-                       warmup=args.warmup, augment_preset=args.augment)
+                       warmup=args.warmup, augment=policy_config(args.augment), augment_name=args.augment)
     print(json.dumps(result))
     return 0
 

@@ -23,7 +23,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from simsiam_tfx.components import code_version, model_gate, pushed_models, trainer_config
+from simsiam_tfx.components import code_version, model_gate, preprocessing, pushed_models, trainer_config
 from simsiam_tfx.components import example_gen as example_gen_component
 from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
 from simsiam_tfx.components.curated_schema import CuratedSchemaGen
@@ -104,14 +104,18 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        # The augmentation policy is Transform's: in its custom_config (its cache key), its graph and
+        # its artifact (components/preprocessing.py).
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"image_size": config.data.image_size, "code_version": code_version.fingerprint(
+        custom_config={**preprocessing.custom_config(config), "code_version": code_version.fingerprint(
             PREPROCESSING_FN.rpartition(".")[0])},
         # The preprocessing has no analyzers; analysing the pre-training split alone is cheapest.
         splits_config=tfx.proto.SplitsConfig(analyze=["pretrain"], transform=list(SPLITS)),
         # Transform's own pre/post-transform statistics would keep a count of every distinct image
         # (memory growing with the data set); StatisticsGen already describes the raw data.
         disable_statistics=True)
+    # TFX's Transform executor, with the optional augmentation seed in the graph's input schema.
+    transform.executor_spec = executor_spec.BeamExecutorSpec(preprocessing.Executor)
     transform.add_upstream_node(stop_on_anomalies)  # no Transform on data with anomalies
     return DataStages(example_gen, statistics_gen, schema_gen, example_validator, stop_on_anomalies, transform)
 

@@ -44,6 +44,7 @@ class RunArtifacts:
     encoder_dir: Optional[str]  # SimSiamPretrain's exported encoder
     classifier_dir: Optional[str]  # LinearProbe's served model
     transformed: Optional[str]  # Transform's transformed_examples folder
+    transform_graph: Optional[str]  # Transform's transform_graph folder (the graph and its policy)
     raw_examples: Optional[str]  # ExampleGen's examples folder
     pretrain_runs: list[tuple[int, list[dict]]]  # (execution id, per-epoch history), oldest first
 
@@ -80,8 +81,8 @@ def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -
     size = run.config.data.image_size
     reference = _labelled(run.transformed, "probe_train", size, MAX_REFERENCE)
     queries = _labelled(run.transformed, "eval", size, MAX_EVAL)
-    views = _augmentation_preview(queries[0][:NUM_PREVIEW], run.config)
-    figures["augmentations"] = _save(_views_figure(queries[0][:NUM_PREVIEW], views, run.config), out,
+    views, policy = _augmentation_preview(queries[0][:NUM_PREVIEW], run.transform_graph, size)
+    figures["augmentations"] = _save(_views_figure(queries[0][:NUM_PREVIEW], views, policy["name"]), out,
                                      "augmentations.png")
 
     encoders = {"SimSiam": _load_encoder(run.encoder_dir), "random-init": _random_encoder(run.config)}
@@ -129,7 +130,8 @@ def _resolve(output_dir: str, pipeline_name: str) -> RunArtifacts:
 
     return RunArtifacts(settings.config, settings.class_names, uri("SimSiamPretrain", "model", "Format-Serving"),
                         uri("LinearProbe", "model", "Format-Serving"), uri("Transform", "transformed_examples"),
-                        uri("ExampleGen", "examples"), _pretrain_histories(record))
+                        uri("Transform", "transform_graph"), uri("ExampleGen", "examples"),
+                        _pretrain_histories(record))
 
 
 def _data_facts(record) -> dict:
@@ -203,15 +205,19 @@ def _nearest(reference: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-(unit(queries) @ unit(reference).T), axis=1)[:, :k]
 
 
-def _augmentation_preview(images: np.ndarray, config: PipelineConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Two views of each image, drawn by the Trainer's own augmentation code with a fixed seed."""
+def _augmentation_preview(images: np.ndarray, transform_graph: Optional[str], size: int):
+    """((view 1s, view 2s), policy): two views of each image drawn by the run's Transform graph,
+    as the SimSiam Trainer draws them, from a fixed seed; the policy as the artifact records it."""
     import tensorflow as tf
 
-    from simsiam_tfx.trainer import augment
-    policy = augment.preset(config.data.augment_preset())
-    size = config.data.image_size
-    view1, view2 = augment.two_views(tf.constant(images), tf.constant([PREVIEW_SEED, 0], tf.int64), policy, size)
-    return view1.numpy(), view2.numpy()
+    from simsiam_tfx.trainer import data
+    if transform_graph is None:
+        raise LookupError("the last run has no Transform graph")
+    transform = data.Transform.load(transform_graph)
+    pixels = tf.cast(tf.round(tf.constant(images) * 255.0), tf.uint8)
+    serialized = tf.map_fn(tf.io.serialize_tensor, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
+    views = data.graph_views(transform, size)(serialized, tf.constant([PREVIEW_SEED, 0], tf.int64))
+    return (views[0].numpy(), views[1].numpy()), transform.policy
 
 
 def _predict(classifier_dir: Optional[str], raw_examples: Optional[str], limit: int):
@@ -297,7 +303,7 @@ def _show(ax, image, title=None, colour=None):
         ax.set_title(title, fontsize=7)
 
 
-def _views_figure(images: np.ndarray, views: tuple[np.ndarray, np.ndarray], config: PipelineConfig):
+def _views_figure(images: np.ndarray, views: tuple[np.ndarray, np.ndarray], policy_name: str):
     import matplotlib.pyplot as plt
     n = len(images)
     figure, axes = plt.subplots(3, n, figsize=(1.3 * n, 4.2), squeeze=False)
@@ -306,7 +312,7 @@ def _views_figure(images: np.ndarray, views: tuple[np.ndarray, np.ndarray], conf
             _show(axes[i][j], row[j])
             if j == 0:
                 axes[i][j].set_ylabel(name, fontsize=8)
-    figure.suptitle(f"augmentation preset '{config.data.augment_preset()}' (the Trainer's code, seed "
+    figure.suptitle(f"augmentation policy '{policy_name}' (drawn by the run's Transform graph, seed "
                     f"{PREVIEW_SEED})", fontsize=9)
     figure.tight_layout()
     return figure
@@ -449,7 +455,7 @@ def _render(summary, figures, skipped, run: RunArtifacts, num_reference: int, nu
         template = jinja2.Environment(autoescape=True).from_string(f.read())
     return template.render(
         summary=summary, figures=figures, skipped=skipped, config=run.config, output_dir=output_dir,
-        class_names=run.class_names,
+        class_names=run.class_names, augment_policy=(summary.get("augment_policy") or {}).get("name", "?"),
         num_runs=len(run.pretrain_runs), num_reference=num_reference, num_queries=num_queries,
         neighbours=NUM_NEIGHBOURS, generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         summary_json=json.dumps(summary, indent=2, ensure_ascii=False))

@@ -133,6 +133,11 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
         summary["examples"]["skipped_by_reason"] = json.loads(props["skipped_by_reason"].string_value)
         summary["examples"]["skipped_report"] = props["skipped_report"].string_value
     summary["data"] = _data_record(examples)
+    # The augmentation policy the views were drawn with, as the Transform artifact records it.
+    from simsiam_tfx.components.preprocessing import POLICY_JSON_PROPERTY
+    graph = record.output("Transform", "transform_graph")
+    policy = graph.custom_properties.get(POLICY_JSON_PROPERTY) if graph is not None else None
+    summary["augment_policy"] = json.loads(policy.string_value) if policy is not None else None
 
     pretrain_model_run = record.output("SimSiamPretrain", "model_run")
     pretrain = _read_json(os.path.join(pretrain_model_run.uri, "pretrain_metrics.json")) if pretrain_model_run else None
@@ -194,6 +199,9 @@ def describe(summary: dict[str, Any]) -> str:
     data = summary.get("data") or {}
     if data.get("span"):
         lines.append(f"  data: span {data['span']} (fingerprint {data['fingerprint']})")
+    policy = summary.get("augment_policy")
+    if policy:
+        lines.append(f"  augmentation: {policy['name']} (Transform's policy; every parameter in run_summary.json)")
     retraining = summary.get("retraining")
     if retraining:
         lines.append(f"  retraining: {retraining['policy'].replace('_', ' ')} ({retraining['reason']})")

@@ -1,8 +1,10 @@
 """Throughput of SimSiam training, of the Trainer's input pipeline, and of the two together.
 
 All three use the Trainer's own code: `pretrain.build_simsiam` and its train step, and
-`data.pretrain_views` reading transformed examples from TFRecords. Rates are images per second,
-an image being one pair of views (two forward/backward passes).
+`data.pretrain_views` reading transformed examples from TFRecords and drawing the views with a
+Transform graph built and loaded as in the pipeline (`data.write_transform_graph`,
+`data.Transform.load`). Rates are images per second, an image being one pair of views (two
+forward/backward passes).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import tf_keras as keras
 
 from simsiam_tfx.config import default_proj_dim
 from simsiam_tfx.features import to_transformed_example
-from simsiam_tfx.trainer import augment, data
+from simsiam_tfx.trainer import data
+from simsiam_tfx.trainer.augment import AugmentConfig
 from simsiam_tfx.trainer.pretrain import PRECISION_POLICIES, build_simsiam
 
 
@@ -66,7 +69,10 @@ def _write_random_examples(path: str, num_images: int, image_size: int, seed: in
 
 def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch_size: int = 256,
         precision: str = "fp32", xla: bool = False, steps: int = 20, warmup: int = 3,
-        augment_preset: str = "strong-colour", num_images: int = 2048) -> dict:
+        augment: AugmentConfig | None = None, augment_name: str = "cifar", num_images: int = 2048) -> dict:
+    """`augment`: the policy the Transform graph draws views with (default: AugmentConfig's, the
+    paper's CIFAR policy); the CLI passes the Transform module's policy named by --augment."""
+    augment = augment or AugmentConfig()
     if precision not in PRECISION_POLICIES:
         raise ValueError(f"precision must be one of {', '.join(PRECISION_POLICIES)}, got {precision!r}")
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
@@ -84,9 +90,11 @@ def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "transformed.tfrecord.gz")
             _write_random_examples(path, num_images, image_size)
-            dataset = data.pretrain_views([path], image_size, batch_size, augment.preset(augment_preset), 0,
-                                          num_images)
-            # 2. The input pipeline alone: read, decode, two augmented views, batch.
+            graph = os.path.join(tmp, "transform_graph")
+            data.write_transform_graph(graph, augment, image_size, augment_name,
+                                       temp_dir=os.path.join(tmp, "tft"))
+            dataset = data.pretrain_views([path], image_size, batch_size, data.Transform.load(graph), 0, num_images)
+            # 2. The input pipeline alone: read, batch, two views by the Transform graph, decode.
             batches = iter(dataset)
             input_rate = _timed(lambda: next(batches), steps * 2, warmup, batch_size)
             # 3. Both together, as the Trainer runs them: Keras fit on the dataset. The first epoch
@@ -101,6 +109,6 @@ def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch
         "input_images_per_second": round(input_rate, 1),
         "end_to_end_images_per_second": round(end_to_end_rate, 1),
         "backbone": backbone, "width": width, "image_size": image_size, "batch_size": batch_size,
-        "precision": precision, "xla": xla, "augment": augment_preset, "steps": steps, "warmup": warmup,
+        "precision": precision, "xla": xla, "augment": augment_name, "steps": steps, "warmup": warmup,
         "device": device_name(), "tensorflow": tf.__version__,
     }

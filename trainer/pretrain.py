@@ -19,7 +19,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from simsiam_tfx.config import PipelineConfig, is_cifar_size
-from simsiam_tfx.trainer import augment, backbones, data, distribute, heads, model, monitors, schedules
+from simsiam_tfx.trainer import backbones, data, distribute, heads, model, monitors, schedules
 
 # fp16 is float16 compute with dynamic loss scaling (see `build_simsiam`); bf16 needs none.
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -150,7 +150,7 @@ class _CopyMonitor(monitors.EpochMonitor):
 
 
 def _views(strategy: tf.distribute.Strategy, files, image_size: int, batch_size: int,
-           augment_config: augment.AugmentConfig, seed: int, num_examples: int):
+           transform: data.Transform, seed: int, num_examples: int):
     """Endless (view1, view2) batches of `batch_size` (the global batch) as `strategy` trains on them.
 
     One replica: `data.pretrain_views`. Several: `distribute_datasets_from_function`, every replica
@@ -162,14 +162,14 @@ def _views(strategy: tf.distribute.Strategy, files, image_size: int, batch_size:
     stream would make every worker decode and augment the whole global batch to keep 1/workers.
     """
     if strategy.num_replicas_in_sync == 1:
-        return data.pretrain_views(files, image_size, batch_size, augment_config, seed, num_examples)
+        return data.pretrain_views(files, image_size, batch_size, transform, seed, num_examples)
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(batch_size)
         pipelines, index = context.num_input_pipelines, context.input_pipeline_id
         if pipelines == 1:  # one worker, several GPUs: its replicas take turns on one stream
-            return data.pretrain_views(files, image_size, per_replica, augment_config, seed, num_examples)
-        return data.pretrain_views(files, image_size, per_replica, augment_config, seed + index,
+            return data.pretrain_views(files, image_size, per_replica, transform, seed, num_examples)
+        return data.pretrain_views(files, image_size, per_replica, transform, seed + index,
                                    len(range(index, num_examples, pipelines)), shard=(pipelines, index))
 
     return strategy.distribute_datasets_from_function(dataset_fn)
@@ -178,11 +178,18 @@ def _views(strategy: tf.distribute.Strategy, files, image_size: int, batch_size:
 @dataclasses.dataclass(frozen=True)
 class PretrainData:
     """Transformed-example files: what to pre-train on, and the kNN monitor's reference (probe_train)
-    and query (eval) sets (None: no monitor)."""
+    and query (eval) sets (None: no monitor); and the Transform stage's graph that draws the views:
+    its artifact folder (the pipeline), or a `data.Transform` (outside TFX: benchmarks, tests)."""
     pretrain_files: list[str]
+    transform_graph: str | data.Transform
     probe_files: list[str] | None = None
     eval_files: list[str] | None = None
     num_classes: int = 0
+
+    def transform(self) -> data.Transform:
+        if isinstance(self.transform_graph, data.Transform):
+            return self.transform_graph
+        return data.Transform.load(self.transform_graph)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,13 +284,14 @@ def _train(run: _Run, inputs: PretrainData, log_dir: str, checkpoint_dir: str | 
         simsiam = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, schedule, p.momentum)
         if initial_encoder_weights is not None:
             simsiam.encoder.set_weights(initial_encoder_weights)
-    augment_preset = run.config.data.augment_preset()
-    views = _views(run.strategy, inputs.pretrain_files, image_size, run.batch_size, augment.preset(augment_preset),
-                   p.seed, run.num_examples)
+    transform = inputs.transform()
+    views = _views(run.strategy, inputs.pretrain_files, image_size, run.batch_size, transform, p.seed,
+                   run.num_examples)
     callbacks, monitor = _monitor(run, inputs, log_dir, lambda: schedule(simsiam.optimizer.iterations))
+    views_by = "in process" if isinstance(inputs.transform_graph, data.Transform) else "the Transform graph"
     print(f"[pretrain] {run.num_examples} images, batch {run.batch_size}, {run.steps_per_epoch} steps/epoch x "
           f"{p.epochs} epochs, peak lr {run.peak_lr:.4g}, wd {p.weight_decay}, d={p.proj_dim}, "
-          f"augment={augment_preset}, precision={p.precision}", flush=True)
+          f"augment={transform.policy['name']} ({views_by}), precision={p.precision}", flush=True)
     print(f"[pretrain] {distribute.strategy_name(run.strategy)}: num_replicas_in_sync="
           f"{run.strategy.num_replicas_in_sync}, workers={distribute.num_workers()}, chief={run.scratch is None}",
           flush=True)

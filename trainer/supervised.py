@@ -15,15 +15,12 @@ Trainer's inputs); `supervised_accuracy_arrays` takes in-memory uint8 arrays (be
 from __future__ import annotations
 
 import time
-from typing import Union
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from simsiam_tfx.trainer import augment, backbones, data, schedules
-
-AugmentLike = Union[str, augment.AugmentConfig]
 
 
 def build_classifier(backbone: str, image_size: int, width: int, num_classes: int) -> keras.Model:
@@ -61,7 +58,7 @@ def evaluate(model: keras.Model, examples: tf.data.Dataset, image_size: int, bat
 
 def train_supervised(train_examples: tf.data.Dataset, num_train: int, *, backbone: str, width: int,
                      image_size: int, num_classes: int, epochs: int, batch_size: int,
-                     augment_config: AugmentLike, seed: int = 0, base_lr: float = 0.1,
+                     augment_config: augment.AugmentConfig, seed: int = 0, base_lr: float = 0.1,
                      weight_decay: float = 5e-4, momentum: float = 0.9, warmup_epochs: int = 0,
                      verbose: bool = False) -> tuple[keras.Model, dict]:
     """The shared core: trains a classifier on (uint8 image, label) examples.
@@ -74,7 +71,6 @@ def train_supervised(train_examples: tf.data.Dataset, num_train: int, *, backbon
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if num_train < 2:
         raise ValueError(f"need at least 2 training examples (BatchNorm needs a batch), got {num_train}")
-    config = augment.preset(augment_config) if isinstance(augment_config, str) else augment_config
     batch_size = min(batch_size, num_train)
     steps_per_epoch = max(1, num_train // batch_size)
     peak_lr = base_lr * batch_size / 256
@@ -84,7 +80,7 @@ def train_supervised(train_examples: tf.data.Dataset, num_train: int, *, backbon
     model = build_classifier(backbone, image_size, width, num_classes)
     optimizer = keras.optimizers.SGD(schedule, momentum=momentum)
     train_step = _train_step(model, optimizer, weight_decay, batch_size, image_size)
-    batches = iter(augmented_batches(train_examples, num_train, image_size, batch_size, config, seed))
+    batches = iter(augmented_batches(train_examples, num_train, image_size, batch_size, augment_config, seed))
     start = time.perf_counter()
     epoch_loss = 0.0
     for epoch in range(epochs):
@@ -137,7 +133,7 @@ def _run(train_examples, num_train, eval_examples, image_size, batch_size, **kwa
 
 def supervised_accuracy(train_files: list[str], eval_files: list[str], *, backbone: str, width: int,
                         image_size: int, num_classes: int, epochs: int, batch_size: int,
-                        augment_config: AugmentLike, seed: int = 0, base_lr: float = 0.1,
+                        augment_config: augment.AugmentConfig, seed: int = 0, base_lr: float = 0.1,
                         weight_decay: float = 5e-4, momentum: float = 0.9, warmup_epochs: int = 0,
                         verbose: bool = False) -> dict:
     """Trains from scratch on `train_files`, measures on `eval_files` (Transform-format TFRecords).
@@ -156,7 +152,7 @@ def supervised_accuracy(train_files: list[str], eval_files: list[str], *, backbo
 
 def supervised_accuracy_arrays(train_images: np.ndarray, train_labels: np.ndarray, eval_images: np.ndarray,
                                eval_labels: np.ndarray, *, backbone: str, width: int, num_classes: int,
-                               epochs: int, batch_size: int, augment_config: AugmentLike, seed: int = 0,
+                               epochs: int, batch_size: int, augment_config: augment.AugmentConfig, seed: int = 0,
                                base_lr: float = 0.1, weight_decay: float = 5e-4, momentum: float = 0.9,
                                warmup_epochs: int = 0, verbose: bool = False) -> dict:
     """As `supervised_accuracy`, on in-memory uint8 (N, S, S, 3) images and integer labels."""

@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from simsiam_tfx.components import preprocessing, serving
-from simsiam_tfx.trainer import backbones, probe
+from simsiam_tfx.trainer import backbones, data, probe
 from tests.data_factory import encode_array as encode
 
 SIZE = 8
@@ -35,14 +33,9 @@ def png_bomb(side: int) -> bytes:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
-        "image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}))
-    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, {"image_size": SIZE})  # noqa: E731
-    with tft_beam.Context(temp_dir=str(root / "tmp"), force_tf_compat_v1=False):
-        transform_fn = ([{"image": encode(np.zeros((4, 4, 3), np.uint8), "PNG"), "label": 0}], metadata) | \
-            tft_beam.AnalyzeDataset(fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(str(root / "transform"))
-    metadata_io.write_metadata(metadata, str(root / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR))
+    # A Transform graph as the pipeline's Transform writes it (the optional seed among its inputs).
+    data.write_transform_graph(str(root / "transform"), preprocessing.policy_config("cifar"), SIZE, "cifar",
+                               temp_dir=str(root / "tmp"))
     encoder = backbones.build_encoder("resnet18", SIZE, width=2)
     dims = encoder.output_shape[-1]
     rng = np.random.default_rng(0)

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from simsiam_tfx.components import shapes
+from simsiam_tfx.components import preprocessing, shapes
 from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.features import SPLITS
 from simsiam_tfx.pipeline.cli import main
 from simsiam_tfx.pipeline.local_runner import run_local
+from simsiam_tfx.pipeline.summary import RunRecord
+from simsiam_tfx.trainer import augment, data
 from tests import data_factory
 
 ALL_COMPONENTS = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies", "Transform",
@@ -74,6 +76,27 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
 
     assert first["gate"]["blessed"] is True
 
+    # The augmentation policy is Transform's: recorded beside the graph and in MLMD, named in the summary.
+    graph = RunRecord(config.metadata_path, config.pipeline_name).output("Transform", "transform_graph")
+    policy = json.loads(json.dumps({"name": "strong-colour", **augment.to_dict(preprocessing.policy_config("strong-colour"))}))
+    assert data.read_policy(graph.uri) == policy == first["augment_policy"]
+    assert graph.custom_properties[preprocessing.POLICY_NAME_PROPERTY].string_value == "strong-colour"
+    assert json.loads(graph.custom_properties[preprocessing.POLICY_JSON_PROPERTY].string_value) == policy
+    preview = tf.io.decode_png(tf.io.read_file(os.path.join(graph.uri, preprocessing.PREVIEW_FILE))).numpy()
+    scale = 96 // config.data.image_size
+    assert preview.shape == (preprocessing.PREVIEW_IMAGES * 32 * scale, 3 * 32 * scale, 3)
+
+    # The served model's output depends on no seed: the same image twice, and with a seed in the
+    # request (which serving never reads), give the same answer.
+    def served(seed=None):
+        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
+        if seed is not None:
+            feature[data.SEED_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=seed))
+        request = tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        return model.signatures["serving_default"](examples=tf.constant([request]))["probabilities"].numpy()
+    np.testing.assert_array_equal(served(), served())
+    np.testing.assert_array_equal(served(), served([7, 8]))
+
     # Second run, unchanged inputs but an unreachable floor and gain: data stages come from the
     # cache, the model is not blessed, nothing is pushed, and the earlier push stays in place.
     config.eval.min_accuracy, config.eval.min_gain = 1.0, 1.0
@@ -90,6 +113,16 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     assert second["pushed_model"] is None
     assert glob.glob(os.path.join(config.serving_model_dir, "*")) == [pushed]
     assert tf.saved_model.load(pushed).signatures["serve_image_bytes"] is not None
+
+    # Third run, another augmentation policy: Transform and the Trainers re-run, the data stages do not.
+    config.data.augment = "cifar"
+    third = run_local(config)
+    for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+        assert third["components"][node] == "cached", node
+    for node in ("Transform", "SimSiamPretrain", "LinearProbe"):
+        assert third["components"][node] == "executed", node
+    assert third["augment_policy"]["name"] == "cifar"
+    assert len(glob.glob(os.path.join(config.pipeline_root, "Transform", "transform_graph", "*"))) == 2
 
 
 @pytest.mark.slow

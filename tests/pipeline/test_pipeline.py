@@ -64,6 +64,15 @@ def test_trainers_use_importable_run_fns_and_the_right_splits(tmp_path):
     assert by_id["Transform"].exec_properties["preprocessing_fn"] == "simsiam_tfx.components.preprocessing.preprocessing_fn"
 
 
+def test_transform_owns_the_augmentation_policy(tmp_path):
+    from simsiam_tfx.components import preprocessing
+    _, pipeline, _ = _compile(tmp_path)
+    transform = {c.id: c for c in pipeline.components}["Transform"]
+    assert transform.executor_spec.executor_class is preprocessing.Executor
+    # The whole policy is in Transform's custom_config: its cache key.
+    assert json.loads(transform.exec_properties["custom_config"])["augment"]["name"] == "strong-colour"
+
+
 def test_evaluator_gates_on_the_floor_and_on_regression(tmp_path):
     _, pipeline, _ = _compile(tmp_path, min_accuracy=0.7, max_regression=0.02)
     evaluator = {c.id: c for c in pipeline.components}["Evaluator"]

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from simsiam_tfx.components.preprocessing import in_process
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.trainer.pretrain import PretrainData, pretrain
 from tests import data_factory
@@ -21,11 +22,12 @@ from tests import data_factory
 SCRIPT = """
 import json, sys
 from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.components.preprocessing import in_process
 from simsiam_tfx.trainer.pretrain import PretrainData, pretrain
 config = PipelineConfig()
 config.data.image_size = 16
 config.pretrain.epochs, config.pretrain.width, config.pretrain.batch_size, config.pretrain.knn_k = 6, 2, 16, 0
-_, metrics = pretrain(config, PretrainData([sys.argv[1]], num_classes=10), log_dir=sys.argv[2] + "/tb", checkpoint_dir=sys.argv[2] + "/ckpt")
+_, metrics = pretrain(config, PretrainData([sys.argv[1]], in_process(config), num_classes=10), log_dir=sys.argv[2] + "/tb", checkpoint_dir=sys.argv[2] + "/ckpt")
 print("METRICS " + json.dumps({k: metrics[k] for k in ("resumed_after_epoch", "epochs")}
       | {"history_epochs": [row["epoch"] for row in metrics["history"]]}))
 """
@@ -70,7 +72,7 @@ def tiny_config(tmp_path, precision: str):
 
 def test_pretraining_in_bfloat16_trains_and_restores_the_policy(tmp_path):
     config, data = tiny_config(tmp_path, "bf16")
-    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"))
+    simsiam, metrics = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"))
     assert simsiam.encoder.get_layer("stem_conv").compute_dtype == "bfloat16"
     assert simsiam.encoder.get_layer("stem_conv").dtype == "float32"  # weights stay float32
     assert simsiam.encoder.output.dtype == "float32"  # pooled features for probes are float32
@@ -82,7 +84,7 @@ def test_pretraining_in_bfloat16_trains_and_restores_the_policy(tmp_path):
 def test_pretraining_in_float16_scales_the_loss_and_resumes_with_the_loss_scale(tmp_path):
     config, data = tiny_config(tmp_path, "fp16")
     checkpoints = str(tmp_path / "ckpt")
-    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+    simsiam, metrics = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"),
                                 checkpoint_dir=checkpoints)
     assert simsiam.encoder.get_layer("stem_conv").compute_dtype == "float16"
     assert simsiam.encoder.get_layer("stem_conv").dtype == "float32"  # weights stay float32
@@ -99,7 +101,7 @@ def test_pretraining_in_float16_scales_the_loss_and_resumes_with_the_loss_scale(
     assert {"optimizer/loss_scale", "predictor_optimizer/loss_scale"} <= {n.rsplit("/current_loss_scale", 1)[0]
                                                                            for n in saved}, saved
     config.pretrain.epochs = 2
-    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+    simsiam, metrics = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"),
                                 checkpoint_dir=checkpoints)
     assert metrics["resumed_after_epoch"] == 1 and [row["epoch"] for row in metrics["history"]] == [1, 2]
     assert int(simsiam.optimizer.iterations) == 4 and math.isfinite(metrics["final_loss"])
@@ -115,7 +117,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_afresh(tmp_path, 
     p = config.pretrain
     p.epochs, p.width, p.batch_size, p.knn_k = 1, 2, 16, 0
     checkpoints = str(tmp_path / "ckpt")
-    pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"), checkpoint_dir=checkpoints)
+    pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"), checkpoint_dir=checkpoints)
     if damage == "truncated history":
         path = os.path.join(checkpoints, "history.json")
     else:
@@ -123,7 +125,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_afresh(tmp_path, 
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     config.pretrain.epochs = 2
-    _, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+    _, metrics = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"),
                           checkpoint_dir=checkpoints)
     out = capsys.readouterr().out
     assert "is damaged" in out and "training starts from epoch 0" in out
@@ -139,10 +141,10 @@ def test_warm_start_begins_from_the_given_encoder_weights(tmp_path):
     config.pretrain.base_lr, config.pretrain.weight_decay = 0.0, 0.0
     keras.utils.set_random_seed(123)
     served = backbones.build_encoder("resnet18", 16, 2)
-    simsiam, metrics = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb"),
+    simsiam, metrics = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"),
                                 initial_encoder_weights=served.get_weights())
     assert metrics["num_examples"] == 32
     for given, trained in zip(served.trainable_weights, simsiam.encoder.trainable_weights):
         np.testing.assert_array_equal(given.numpy(), trained.numpy())
-    fresh, _ = pretrain(config, PretrainData([data], num_classes=10), log_dir=str(tmp_path / "tb2"))
+    fresh, _ = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb2"))
     assert not np.array_equal(fresh.encoder.trainable_weights[0].numpy(), served.trainable_weights[0].numpy())

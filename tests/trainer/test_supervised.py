@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from simsiam_tfx.components import preprocessing
 from simsiam_tfx.trainer import augment, supervised
 from tests import data_factory
 
 SIZE, CLASSES = 16, 3
 KEYS = {"accuracy", "train_accuracy", "epochs", "steps", "steps_per_epoch", "batch_size", "peak_learning_rate",
         "weight_decay", "final_loss", "seconds", "images_per_second"}
-COLOUR_KEEPING = dataclasses.replace(augment.preset("mild"), grayscale_prob=0.0)
+COLOUR_KEEPING = dataclasses.replace(preprocessing.policy_config("mild"), grayscale_prob=0.0)
 TINY = dict(backbone="resnet18", width=4, num_classes=CLASSES, epochs=4, batch_size=16,
             augment_config=COLOUR_KEEPING, base_lr=0.8)
 
@@ -64,7 +65,8 @@ def test_same_seed_reproduces_the_run_and_another_seed_changes_it(files, from_fi
 def test_in_memory_arrays_share_the_core():
     (xt, yt), (xe, ye) = _coloured(96, 0), _coloured(60, 1)
     # A preset by name, grayscale included: a grey view carries no class, yet most views do.
-    result = supervised.supervised_accuracy_arrays(xt, yt, xe, ye, seed=0, **{**TINY, "augment_config": "mild"})
+    result = supervised.supervised_accuracy_arrays(xt, yt, xe, ye, seed=0,
+                                                   **{**TINY, "augment_config": preprocessing.policy_config("mild")})
     assert set(result) == KEYS and result["accuracy"] >= 0.9
 
 
