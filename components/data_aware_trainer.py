@@ -30,7 +30,7 @@ from simsiam_tfx.config import ConfigError
 DATA_EXAMPLES_KEY = "data_examples"
 CODE_VERSION_KEY = "code_version"
 # ExampleGen's custom properties that describe the data plan (components/example_gen.py).
-FACT_PROPERTIES = ("class_names", "image_size", "augment")
+FACT_PROPERTIES = ("class_names", "image_size")
 
 
 def data_facts(examples: types.Artifact) -> dict[str, Any]:
@@ -39,8 +39,7 @@ def data_facts(examples: types.Artifact) -> dict[str, Any]:
         raise ConfigError(f"Examples {examples.uri} carry no class names: made by an ExampleGen older than this "
                           f"pipeline; re-run ExampleGen (disable the cache)")
     facts = {"class_names": json.loads(examples.get_string_custom_property("class_names")),
-             "image_size": examples.get_int_custom_property("image_size"),
-             "augment": examples.get_string_custom_property("augment")}
+             "image_size": examples.get_int_custom_property("image_size")}
     # Which data this is (the record a served model carries, components/linear_probe.py).
     if examples.has_custom_property("data_span"):  # ("span" is TFX's own Examples property)
         facts["span"] = examples.get_int_custom_property("data_span")

@@ -292,11 +292,10 @@ def _split_counts(result) -> dict[str, int]:
 
 def record_plan(examples, plan: sources.SourcePlan, counts: dict[str, int] | None = None) -> None:
     """What the Trainers and the run summary need to know about the data this run read
-    (components/data_aware_trainer.py reads class_names, image_size and augment back)."""
+    (components/data_aware_trainer.py reads class_names and image_size back)."""
     examples.set_string_custom_property("class_names", json.dumps(plan.class_names, ensure_ascii=False))
     examples.set_int_custom_property("num_classes", plan.num_classes)
     examples.set_int_custom_property("image_size", plan.image_size)
-    examples.set_string_custom_property("augment", plan.augment)
     examples.set_string_custom_property("data_fingerprint", plan.content_fingerprint)
     examples.set_string_custom_property("data_description", plan.description)
     examples.set_int_custom_property("data_span", plan.span)

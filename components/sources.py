@@ -87,10 +87,9 @@ class SourcePlan:
     description: str
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)  # found while planning
     content_fingerprint: str = ""
-    # What the plan was made for (0 / "": unknown, an older plan). The Trainers check the image size
-    # against the compiled pipeline's and take the augmentation when the pipeline leaves it open.
+    # The image size the plan was made for (0: unknown, an older plan); the Trainers check it against
+    # the compiled pipeline's. (The augmentation is not the data's: Transform owns it.)
     image_size: int = 0
-    augment: str = ""
     # Files (TFDS: examples) each file-based source held when the plan was made, by location:
     # a source with none stops the run (check_has_images). {}: an older plan.
     source_files: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -108,6 +107,7 @@ class SourcePlan:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SourcePlan:
         raw = dict(raw)
+        raw.pop("augment", None)  # plans written before Transform owned the augmentation
         raw["splits"] = {split: [Read(**{**r, "classes": tuple(r["classes"]), "keep": tuple(r["keep"])})
                                  for r in reads] for split, reads in raw["splits"].items()}
         return cls(**raw)
@@ -310,7 +310,7 @@ def plan(data: DataConfig, data_root: str) -> SourcePlan:
     # Pre-training never sees labels, even where the source has them.
     splits["pretrain"] = [dataclasses.replace(r, labelled=False) for r in splits["pretrain"]]
     result = SourcePlan(splits=splits, class_names=classes, description=description, skipped=skipped,
-                        image_size=data.image_size, augment=data.augment_preset())
+                        image_size=data.image_size)
     result.content_fingerprint, result.source_files = _content(result)
     return result
 

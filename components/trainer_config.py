@@ -42,7 +42,7 @@ def custom_config_json(config: PipelineConfig, gpus: int = 0) -> str:
 
 
 def with_data_plan(custom: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
-    """custom_config plus ExampleGen's record of the data plan (class_names, image_size, augment)."""
+    """custom_config plus ExampleGen's record of the data plan (class_names, image_size)."""
     return {**custom, DATA_PLAN_KEY: facts}
 
 
@@ -55,12 +55,6 @@ def _apply_data_plan(config: PipelineConfig, facts: dict[str, Any]) -> tuple[str
     if planned_size and planned_size != config.data.image_size:
         raise ConfigError(f"the data plan was made for --image-size {planned_size} but the pipeline was compiled "
                           f"with --image-size {config.data.image_size}: recompile or re-make the plan with one size")
-    planned_augment = facts.get("augment") or ""
-    if planned_augment and config.data.augment is None:
-        config.data.augment = planned_augment  # the data's own default (the compiled one guessed it)
-    elif planned_augment and config.data.augment != planned_augment:
-        print(f"[trainer] augmentation {config.data.augment!r} as configured (the data plan's default is "
-              f"{planned_augment!r})", flush=True)
     return names
 
 

@@ -75,10 +75,9 @@ class Model:
         if self.classifies:
             out = self._serve(image_bytes=tf.constant(images))
             return {k: v.numpy() for k, v in out.items()}
-        from simsiam_tfx.components.preprocessing import decode_and_resize
         from simsiam_tfx.trainer import data
         size = self._encoder.input_shape[1]
-        pixels = tf.stack([data.to_float(decode_and_resize(tf.constant(b), size)) for b in images])
+        pixels = tf.stack([data.to_float(data.decode_and_resize(tf.constant(b), size)) for b in images])
         return {"embedding": self._encoder(pixels, training=False).numpy()}
 
 

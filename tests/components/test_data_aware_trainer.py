@@ -11,13 +11,12 @@ from simsiam_tfx.components import data_aware_trainer, trainer_config
 from simsiam_tfx.config import ConfigError, PipelineConfig
 
 
-def examples(class_names=("circle", "square"), image_size=32, augment="strong-colour"):
+def examples(class_names=("circle", "square"), image_size=32):
     artifact = standard_artifacts.Examples()
     artifact.uri = "/data/ExampleGen/examples/1"
     if class_names is not None:
         artifact.set_string_custom_property("class_names", json.dumps(list(class_names)))
         artifact.set_int_custom_property("image_size", image_size)
-        artifact.set_string_custom_property("augment", augment)
     return artifact
 
 

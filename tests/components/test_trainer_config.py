@@ -6,7 +6,7 @@ import pytest
 from simsiam_tfx.components import trainer_config
 from simsiam_tfx.config import ConfigError, PipelineConfig
 
-PLAN = {"class_names": ["cat", "dog", "café ☕"], "image_size": 48, "augment": "cifar"}
+PLAN = {"class_names": ["cat", "dog", "café ☕"], "image_size": 48}
 
 
 def compiled_config() -> PipelineConfig:
@@ -34,12 +34,8 @@ def test_class_names_come_only_from_the_data_plan():
         trainer_config.read(trainer_config.with_data_plan(custom, {**PLAN, "class_names": ["only"]}))
 
 
-def test_image_size_must_match_the_plan_and_augmentation_follows_it_unless_set():
+def test_image_size_must_match_the_plan():
     custom = trainer_config.custom_config(compiled_config())
     with pytest.raises(ConfigError, match="made for --image-size 32 but the pipeline was compiled with --image-size"):
         trainer_config.read(trainer_config.with_data_plan(custom, {**PLAN, "image_size": 32}))
-    assert trainer_config.read(trainer_config.with_data_plan(custom, PLAN)).config.data.augment == "cifar"
-    explicit = compiled_config()
-    explicit.data.augment = "mild"
-    settings = trainer_config.read(trainer_config.with_data_plan(trainer_config.custom_config(explicit), PLAN))
-    assert settings.config.data.augment == "mild"
+    assert trainer_config.read(trainer_config.with_data_plan(custom, PLAN)).config.data.image_size == 48

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from simsiam_tfx.components.preprocessing import decode_and_resize
 from simsiam_tfx.pipeline import inference
 from simsiam_tfx.pipeline.cli import main
+from simsiam_tfx.trainer.data import decode_and_resize
 from tests import data_factory
 
 CLASS_NAMES = ["dark", "bright"]
