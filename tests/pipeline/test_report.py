@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 
+from simsiam_tfx.components import preprocessing
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.pipeline import report
+from simsiam_tfx.trainer import data
 
 
 def history(losses):
@@ -36,12 +38,16 @@ def test_nearest_neighbours_by_cosine_similarity():
     np.testing.assert_array_equal(report._nearest(reference, queries, 2), [[0, 2], [1, 2]])
 
 
-def test_augmentation_preview_is_seeded_and_changes_the_images():
-    config = PipelineConfig()
-    images = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype(np.float32)
-    first, second = report._augmentation_preview(images, config), report._augmentation_preview(images, config)
+def test_augmentation_preview_is_drawn_by_the_runs_transform_graph_seeded(tmp_path):
+    graph = str(tmp_path / "transform_graph")
+    data.write_transform_graph(graph, preprocessing.policy_config("cifar"), 32, "cifar", temp_dir=str(tmp_path / "t"))
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32) / 255.0
+    (first, policy), (second, _) = [report._augmentation_preview(images, graph, 32) for _ in range(2)]
     np.testing.assert_array_equal(first[0], second[0])
     assert first[0].shape == (4, 32, 32, 3) and not np.allclose(first[0], first[1])
+    assert not np.allclose(first[0], images) and policy["name"] == "cifar"
+    with pytest.raises(LookupError, match="no Transform graph"):
+        report._augmentation_preview(images, None, 32)
 
 
 def test_page_shows_every_figure_and_escapes_file_names(tmp_path):
@@ -55,7 +61,7 @@ def test_page_shows_every_figure_and_escapes_file_names(tmp_path):
     skipped = {"count": 1, "by_reason": {"empty file": 1}, "report": "x.jsonl",
                "rows": [{"item": "<script>alert(1)</script>.jpg", "reason": "empty file"}]}
     figures = {name: f"{name}.png" for name in ("curves", "augmentations", "neighbours", "embedding", "probe", "data")}
-    run = report.RunArtifacts(config, ("a", "b"), None, None, None, None, [])
+    run = report.RunArtifacts(config, ("a", "b"), None, None, None, None, None, [])
     page = report._render(summary, figures, skipped, run, 100, 50, "/runs/o<1>")
     for source in figures.values():
         assert f'src="{source}"' in page
