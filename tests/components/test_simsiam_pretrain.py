@@ -11,9 +11,11 @@ import time
 
 import pytest
 
+from simsiam_tfx.components import preprocessing
+from simsiam_tfx.trainer import data as trainer_data
 from tests import data_factory
 
-# One worker: run_fn with a stand-in for TFX's FnArgs. argv: data file, output root, kNN file.
+# One worker: run_fn with a stand-in for TFX's FnArgs. argv: data file, output root, kNN file, Transform graph.
 SCRIPT = """
 import os, sys, types
 from simsiam_tfx.components import simsiam_pretrain, trainer_config
@@ -28,7 +30,7 @@ serving_model_dir = os.path.join(trainer_dir, "model", "7", "Format-Serving")
 simsiam_pretrain.run_fn(types.SimpleNamespace(
     custom_config=trainer_config.with_data_plan(trainer_config.custom_config(config),
                                                 {"class_names": [str(i) for i in range(10)]}),
-    train_files=[sys.argv[1]],
+    train_files=[sys.argv[1]], transform_output=sys.argv[4],
     eval_files=[sys.argv[3], sys.argv[3]], model_run_dir=os.path.join(trainer_dir, "model_run", "7"),
     serving_model_dir=serving_model_dir))
 # TFX's Trainer executor fails every worker, the chief's helpers too, if this is missing now.
@@ -59,6 +61,9 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
     data_factory.write_random_transformed(data, 64, 16)
     knn = str(tmp_path / "knn.tfrecord.gz")
     data_factory.write_random_transformed(knn, 20, 16, seed=1)
+    graph = str(tmp_path / "transform_graph")  # the Transform graph draws each worker's views
+    trainer_data.write_transform_graph(graph, preprocessing.policy_config("strong-colour"), 16, "strong-colour",
+                               temp_dir=str(tmp_path / "tft"))
     out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers, logs = [], []
@@ -69,7 +74,7 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch), CUDA_VISIBLE_DEVICES="",
                        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
             logs.append(open(tmp_path / f"worker{index}.log", "w+"))
-            workers.append(subprocess.Popen([sys.executable, "-c", SCRIPT, data, str(out), knn], env=env,
+            workers.append(subprocess.Popen([sys.executable, "-c", SCRIPT, data, str(out), knn, graph], env=env,
                                             stdout=logs[-1], stderr=subprocess.STDOUT))
         deadline = time.time() + 300
         while any(w.poll() is None for w in workers):
@@ -94,7 +99,9 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
         assert "WORKER DONE" in output
     assert "chief=True" in outputs[0] and "chief=False" in outputs[1]
     trainer_dir = out / "SimSiamPretrain"
-    assert saved_models(tmp_path) == [str(trainer_dir / "model" / "7" / "Format-Serving")]  # the chief's only
+    # The chief's export is the only SavedModel written (the Transform graph's are the test's own).
+    assert [m for m in saved_models(tmp_path) if not m.startswith(graph) and "/tft/" not in m] == [
+        str(trainer_dir / "model" / "7" / "Format-Serving")]
     # The workers' scratch copies are deleted. (TMPDIR also holds what TensorFlow's autograph writes
     # there, with a __pycache__ unless PYTHONDONTWRITEBYTECODE is set: not ours to delete.)
     leftovers = [p.name for i in range(2) for p in (tmp_path / f"tmp{i}").iterdir() if p.name.startswith("simsiam-")]
