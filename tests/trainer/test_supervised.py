@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from simsiam_tfx.components import preprocessing
-from simsiam_tfx.trainer import augment, supervised
+from simsiam_tfx.trainer import supervised
 from tests import data_factory
 
 SIZE, CLASSES = 16, 3
