@@ -74,10 +74,6 @@ def policy(custom: dict) -> dict:
     return {"name": chosen["name"], **augment.to_dict(augment.from_dict(chosen["parameters"]))}
 
 
-def _augment_config(policy_values: dict) -> augment.AugmentConfig:
-    return augment.from_dict({k: v for k, v in policy_values.items() if k != "name"})
-
-
 def in_process(config: PipelineConfig) -> data.Transform:
     """The graph's function for `config`'s policy, called in process: for pre-training outside TFX
     (tests, benchmarks), where no Transform component has written a graph."""
@@ -86,7 +82,8 @@ def in_process(config: PipelineConfig) -> data.Transform:
 
 
 def preprocessing_fn(inputs, custom_config):
-    return data.transform_features(inputs, _augment_config(policy(custom_config)), int(custom_config["image_size"]))
+    return data.transform_features(inputs, augment.from_dict(custom_config["augment"]["parameters"]),
+                                   int(custom_config["image_size"]))
 
 
 def preview(transform: data.Transform, serialized: tf.Tensor, image_size: int, seed: int = 0) -> np.ndarray:
