@@ -137,8 +137,9 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig):
     kconfig.validate()
     # Everything (pipeline root, pushed models) lives under the pipeline root; no local MLMD store.
     config = dataclasses.replace(config, output_dir=kconfig.pipeline_root.rstrip("/"))
-    if kconfig.beam_pipeline_args is not None:
-        config.beam_pipeline_args = list(kconfig.beam_pipeline_args)
+    from simsiam_tfx.components.beam_dependencies import with_worker_image
+    beam_args = config.beam_pipeline_args if kconfig.beam_pipeline_args is None else kconfig.beam_pipeline_args
+    config.beam_pipeline_args = with_worker_image(beam_args, kconfig.image)
     defaults = run_parameters(config.validate(), kconfig)
     params = {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=defaults[name])
               for name in TFX_PARAMETERS}

@@ -13,7 +13,8 @@ _retrieve_class_path: `yaml.safe_load(type_schema.instance_schema).get('title', 
 So before delegating, each input artifact without a usable type gets the type its component
 declares: TFX's compiler already passes the component's inputDefinitions to every step
 (`--json_serialized_inputs_spec_args`, read by TFX for parameters only). Nothing else changes:
-with typed inputs (Vertex, or a fixed KFP) this is a no-op.
+with typed inputs (Vertex, or a fixed KFP) this is a no-op. Beam in the step's own process (the
+default) stages nothing for workers it does not have (components/beam_dependencies.py).
 
 A user mistake found at run time (simsiam_tfx.config.ConfigError: GPUs requested but none seen,
 a data plan that does not match the compiled settings) ends the step with one line and exit 2.
@@ -86,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
+    from simsiam_tfx.components import beam_dependencies
     from simsiam_tfx.config import ConfigError
+    beam_dependencies.skip_staging_for_direct_runner()
     args = patched_argv(sys.argv[1:] if argv is None else argv)
     sys.argv = [sys.argv[0], *args]
     try:

@@ -24,7 +24,7 @@ def pipeline_ir(pipeline):
 def run_local(config: PipelineConfig) -> dict[str, Any]:
     from tfx import v1 as tfx
 
-    from simsiam_tfx.components import sources
+    from simsiam_tfx.components import beam_dependencies, sources
     from simsiam_tfx.pipeline.pipeline import create_pipeline
 
     config.validate()
@@ -41,6 +41,7 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
         config, input_base,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     console.expect_components(len(pipeline.components))
+    beam_dependencies.skip_staging_for_direct_runner()
     tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_ir(pipeline))
     result = {"status": "succeeded", **summary.build(config, plan.description, time.perf_counter() - start)}
     summary.write(result, config.summary_path)

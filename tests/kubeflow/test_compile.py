@@ -79,6 +79,8 @@ def test_every_container_runs_our_entrypoint_and_beam_args(compiled):
         assert container["command"] == ENTRYPOINT, name
         if name != "StopOnAnomalies_executor":  # a plain Python component: no Beam
             assert "--runner=DataflowRunner" in container["args"], name
+            # Dataflow workers run the pipeline image (TFX and our ExampleGen), not a TFX sdist.
+            assert f"--sdk_container_image={IMAGE}" in container["args"], name
     example_gen_args = containers["ExampleGen_executor"]["args"]
     assert example_gen_args[example_gen_args.index("--executor_class_path") + 1] == "simsiam_tfx.components.example_gen.Executor"
     pretrain_args = containers["SimSiamPretrain_executor"]["args"]

@@ -1,0 +1,63 @@
+"""TFX's Beam executors stage nothing for an in-process DirectRunner; remote workers get the image."""
+import inspect
+
+import pytest
+from tfx.utils import dependency_utils
+
+from simsiam_tfx.components import beam_dependencies
+from simsiam_tfx.config import PipelineConfig
+
+IMAGE = "registry.example/simsiam-tfx:1"
+DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=europe-west4"]
+FLINK = ["--runner=PortableRunner", "--job_endpoint=flink:8099", "--environment_type=DOCKER",
+         "--environment_config=registry.example/other:2"]
+
+
+@pytest.fixture
+def no_tfx_package(monkeypatch):
+    """TFX's own function (as before any patch in this process) with its packaging made to fail
+    loudly; both restored after the test."""
+    monkeypatch.setattr(dependency_utils, "make_beam_dependency_flags",
+                        inspect.unwrap(dependency_utils.make_beam_dependency_flags))
+
+    def build_ephemeral_package():
+        raise AssertionError("TFX packaged itself for Beam workers")
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", build_ephemeral_package)
+
+
+@pytest.mark.parametrize("args, in_process", [
+    (PipelineConfig().beam_pipeline_args, True), ([], True),
+    (["--runner=DirectRunner", "--direct_running_mode=multi_processing"], True),
+    (DATAFLOW, False), (FLINK, False)])
+def test_runs_in_process(args, in_process):
+    assert beam_dependencies.runs_in_process(args) is in_process
+
+
+def test_beam_executor_with_the_default_flags_stages_nothing(no_tfx_package):
+    from tfx.components.statistics_gen.executor import Executor
+    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+
+    args = PipelineConfig().beam_pipeline_args
+    with pytest.raises(AssertionError, match="packaged itself"):  # TFX alone packages itself
+        Executor(BaseBeamExecutor.Context(beam_pipeline_args=list(args)))
+    beam_dependencies.skip_staging_for_direct_runner()
+    beam_dependencies.skip_staging_for_direct_runner()  # idempotent: one wrapper
+    executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=list(args)))
+    assert not any("extra_package" in arg for arg in executor._beam_pipeline_args)  # pylint: disable=protected-access
+
+
+def test_a_remote_runner_keeps_tfx_staging(no_tfx_package, monkeypatch):
+    beam_dependencies.skip_staging_for_direct_runner()
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", lambda: "/tmp/tfx_ephemeral.tar.gz")
+    assert dependency_utils.make_beam_dependency_flags(DATAFLOW) == DATAFLOW + [
+        "--extra_package=/tmp/tfx_ephemeral.tar.gz"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (PipelineConfig().beam_pipeline_args, PipelineConfig().beam_pipeline_args),
+    (DATAFLOW, DATAFLOW + [f"--sdk_container_image={IMAGE}"]),
+    (DATAFLOW + ["--sdk_container_image=mine:3"], DATAFLOW + ["--sdk_container_image=mine:3"]),
+    (DATAFLOW + ["--requirements_file=r.txt"], DATAFLOW + ["--requirements_file=r.txt"]),
+    (FLINK, FLINK + ["--sdk_container_image=registry.example/other:2"])])
+def test_remote_workers_get_the_pipeline_image_unless_told(args, expected):
+    assert beam_dependencies.with_worker_image(args, IMAGE) == expected
