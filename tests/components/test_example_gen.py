@@ -10,12 +10,18 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from simsiam_tfx.components import example_gen, sources
+from simsiam_tfx.components import beam_dependencies, example_gen, sources
 from simsiam_tfx.config import ConfigError, DataConfig
 from simsiam_tfx.features import SPLITS
 from tests import data_factory
 
 BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_process_beam():
+    """As the runners set it up: TFX packages nothing for the in-process DirectRunner."""
+    beam_dependencies.skip_staging_for_direct_runner()
 
 
 @pytest.fixture(scope="module")
