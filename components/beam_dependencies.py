@@ -26,15 +26,14 @@ def _options(beam_pipeline_args: list[str]) -> dict:
     return PipelineOptions(flags=list(beam_pipeline_args)).get_all_options()
 
 
-def runs_in_process(beam_pipeline_args: list[str]) -> bool:
-    """True when Beam runs on this machine, from this Python environment (any DirectRunner mode)."""
-    runner = _options(beam_pipeline_args).get("runner") or "DirectRunner"
+def _in_process(options: dict) -> bool:
+    runner = options.get("runner") or "DirectRunner"
     return runner.rsplit(".", 1)[-1].endswith("DirectRunner")
 
 
-def names_dependencies(beam_pipeline_args: list[str]) -> bool:
-    options = _options(beam_pipeline_args)
-    return any(options.get(flag) for flag in DEPENDENCY_FLAGS)
+def runs_in_process(beam_pipeline_args: list[str]) -> bool:
+    """True when Beam runs on this machine, from this Python environment (any DirectRunner mode)."""
+    return _in_process(_options(beam_pipeline_args))
 
 
 def with_worker_image(beam_pipeline_args: list[str], image: str) -> list[str]:
@@ -42,9 +41,9 @@ def with_worker_image(beam_pipeline_args: list[str], image: str) -> list[str]:
     nothing of their dependencies: the Docker image the portable runner is given
     (`--environment_config`), else `image`."""
     args = list(beam_pipeline_args)
-    if runs_in_process(args) or names_dependencies(args):
-        return args
     options = _options(args)
+    if _in_process(options) or any(options.get(flag) for flag in DEPENDENCY_FLAGS):
+        return args
     if (options.get("environment_type") or "").upper() == "DOCKER" and options.get("environment_config"):
         image = options["environment_config"]
     return args + [f"--sdk_container_image={image}"]

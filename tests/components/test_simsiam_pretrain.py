@@ -63,7 +63,7 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
     data_factory.write_random_transformed(knn, 20, 16, seed=1)
     graph = str(tmp_path / "transform_graph")  # the Transform graph draws each worker's views
     trainer_data.write_transform_graph(graph, preprocessing.policy_config("strong-colour"), 16, "strong-colour",
-                               temp_dir=str(tmp_path / "tft"))
+                                       temp_dir=str(tmp_path / "tft"))
     out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers, logs = [], []
