@@ -49,7 +49,9 @@ def _cmd_compile(args) -> int:
     kconfig = KubeflowConfig(
         image=args.image, pipeline_root=args.pipeline_root, input_base=args.input_base or "",
         gpu_image=args.gpu_image or "", trainer_cpu=args.trainer_cpu, trainer_memory=args.trainer_memory,
-        trainer_gpus=args.trainer_gpus, gpu_type=args.gpu_type, beam_pipeline_args=args.beam_arg)
+        trainer_gpus=args.trainer_gpus, gpu_type=args.gpu_type, beam_pipeline_args=args.beam_arg,
+        beam_cpu=args.beam_cpu, beam_memory=args.beam_memory, beam_disk=args.beam_disk,
+        allow_mutable_image=args.allow_mutable_image)
     path = compile_pipeline(config_from_args(args), kconfig, args.output, args.target)
     print(f"compiled for {args.target}: {path}")
     return 0
@@ -155,6 +157,18 @@ def kfp_client(args):
                       client_id=args.iap_client_id, namespace=args.namespace or "kubeflow")
 
 
+def run_pipeline_root(spec: dict[str, Any], override: str | None = None) -> str:
+    """The pipeline root a KFP run is created with: --pipeline-root, else the compiled one. The
+    open-source backend reads neither the spec's defaultPipelineRoot nor TFX's; without one in the
+    request a run writes to the kfp-launcher ConfigMap's root or minio:// (driver/root_dag.go)."""
+    from simsiam_tfx.kubeflow.compile import check_pipeline_root
+    root = override or spec.get("defaultPipelineRoot")
+    if not root:
+        raise ConfigError("the pipeline file names no pipeline root (compiled by an older version): "
+                          "pass --pipeline-root gs://bucket/path/tfx")
+    return check_pipeline_root(root, "kfp")
+
+
 def _package(args) -> tuple[str, dict[str, Any]]:
     from simsiam_tfx.kubeflow.compile import load_spec
     if not args.package.endswith((".yaml", ".yml")):
@@ -173,22 +187,28 @@ def _cmd_kfp(args) -> int:
         else:
             result = client.upload_pipeline(package, pipeline_name=args.name)
             print(f"uploaded pipeline {result.pipeline_id}")
+        print(f"runs started from the KFP UI need Pipeline Root {spec.get('defaultPipelineRoot')} (the backend does "
+              f"not read it from the file), or that root as defaultPipelineRoot in the namespace's kfp-launcher "
+              f"ConfigMap; `simsiam-tfx kfp run|schedule` send it")
         return 0
     arguments = run_arguments(spec, args)
+    root = run_pipeline_root(spec, args.pipeline_root)
     caching = False if args.no_cache else None
     if args.kfp_command == "run":
         result = client.create_run_from_pipeline_package(
             package, arguments=arguments, run_name=args.run_name, experiment_name=args.experiment,
-            enable_caching=caching, service_account=args.service_account)
-        print(f"run {result.run_id} started")
+            enable_caching=caching, service_account=args.service_account, pipeline_root=root)
+        print(f"run {result.run_id} started (pipeline root {root})")
         return 0
     validate_cron(args.cron, seconds=True)
     experiment = client.create_experiment(args.experiment)
+    # no_catchup: after a pause, one run at the next slot instead of one for every missed slot.
     result = client.create_recurring_run(
         experiment_id=experiment.experiment_id, job_name=args.run_name or "simsiam-tfx-schedule",
         cron_expression=args.cron, max_concurrency=args.max_concurrency, params=arguments,
-        pipeline_package_path=package, enable_caching=caching, service_account=args.service_account)
-    print(f"recurring run {result.recurring_run_id} created ({args.cron})")
+        pipeline_package_path=package, enable_caching=caching, service_account=args.service_account,
+        pipeline_root=root, no_catchup=True)
+    print(f"recurring run {result.recurring_run_id} created ({args.cron}, pipeline root {root})")
     return 0
 
 
@@ -197,7 +217,7 @@ def vertex_job(args, credentials=None):
     """The aiplatform.PipelineJob for this template and these arguments (nothing is sent)."""
     from google.cloud import aiplatform
 
-    from simsiam_tfx.kubeflow.compile import load_spec
+    from simsiam_tfx.kubeflow.compile import check_pipeline_root, load_spec
     if not args.template.endswith(".json"):
         raise ConfigError(f"--template must be the .json from `compile --target vertex`, got {args.template!r}")
     if not args.project:
@@ -205,6 +225,8 @@ def vertex_job(args, credentials=None):
     if not args.region:
         raise ConfigError("--region is required for Vertex AI (e.g. europe-west4)")
     spec = load_spec(args.template, "vertex")
+    if args.pipeline_root:
+        check_pipeline_root(args.pipeline_root, "vertex")
     return aiplatform.PipelineJob(
         display_name=args.display_name or spec["pipelineInfo"]["name"], template_path=args.template,
         pipeline_root=args.pipeline_root, parameter_values=run_arguments(spec, args),
@@ -264,8 +286,10 @@ def _add_compile_parser(subparsers) -> None:
                                           "input_base, data_config, trainer_config, eval_config.")
     add_flags(c, exclude=("output",))  # here --output is the compiled FILE
     c.add_argument("--target", choices=TARGETS, required=True, help="kfp: bare pipeline spec; vertex: PipelineJob")
-    c.add_argument("--image", required=True, help="container image with this project (kubeflow/Dockerfile)")
-    c.add_argument("--pipeline-root", required=True, help="gs://bucket/path for artifacts and pushed models")
+    c.add_argument("--image", required=True, help="container image with this project (kubeflow/Dockerfile), by "
+                                                  "digest: IMAGE@sha256:...")
+    c.add_argument("--pipeline-root", required=True, help="gs://bucket/path for artifacts, data spans and pushed "
+                                                          "models")
     c.add_argument("--output", required=True, metavar="FILE", help="output file: .yaml (kfp) or .json (vertex)")
     c.add_argument("--input-base", help="default data location: the span root where the first step writes "
                                         "span-<N>/sources.json when the data changed, or a folder holding a pinned "
@@ -281,6 +305,16 @@ def _add_compile_parser(subparsers) -> None:
                                       "names become nvidia.com/gpu, the node pool picks the model)")
     c.add_argument("--beam-arg", action="append", metavar="FLAG",
                    help="Beam flag for the Beam components, repeatable (e.g. --beam-arg=--runner=DataflowRunner)")
+    c.add_argument("--beam-cpu", type=float, default=1.0,
+                   help="vCPUs per Beam step (ExampleGen, StatisticsGen, Transform, Evaluator); KFP: a request, "
+                        "Vertex: a limit (default: 1)")
+    c.add_argument("--beam-memory", type=float, default=4.0, help="memory per Beam step in GB (default: 4)")
+    c.add_argument("--beam-disk", type=float,
+                   help="KFP: GB of volume per Beam step for the launcher's copy of its inputs (a generic ephemeral "
+                        "volume of the default storage class, mounted at /gcs); default: the node's disk")
+    c.add_argument("--allow-mutable-image", action="store_true",
+                   help="accept --image/--gpu-image by tag instead of @sha256 digest (a re-pushed tag reuses "
+                        "cached results of the old code)")
     c.set_defaults(func=_cmd_compile)
 
 
@@ -302,6 +336,8 @@ def _add_kfp_parser(subparsers) -> None:
             p.add_argument("--experiment", default="simsiam-tfx", help="experiment (default: simsiam-tfx)")
             p.add_argument("--run-name", help="name of the run / recurring run")
             p.add_argument("--service-account", help="Kubernetes service account for the run")
+            p.add_argument("--pipeline-root", help="where the run's artifacts go (default: the compiled "
+                                                   "--pipeline-root + /tfx); gs:// only")
             _add_param_flags(p)
         if name == "schedule":
             p.add_argument("--cron", required=True, help="6 fields with seconds, e.g. '0 0 3 * * *'")

@@ -26,13 +26,27 @@ After TFX's compiler, per target (`finish_spec`):
     driver uses the type verbatim as the Kubernetes resource name (backend/src/v2/driver/driver.go,
     `res.Limits[k8score.ResourceName(acceleratorType)]`), so there it is `nvidia.com/gpu`;
   - a KFP spec is checked to hold only `container` and `importer` executors, the only kinds the
-    open-source backend runs (backend/src/v2/compiler/argocompiler/dag.go).
+    open-source backend runs (backend/src/v2/compiler/argocompiler/dag.go);
+  - the pipeline root TFX writes under (`<pipeline root>/tfx`, the Vertex job's
+    gcsOutputDirectory) is also the spec's `defaultPipelineRoot`. The open-source backend reads
+    neither: a run takes the root its create request carries, else the namespace's kfp-launcher
+    ConfigMap, else minio://mlpipeline/v2/artifacts (backend/src/v2/driver/root_dag.go), so
+    `kfp run|schedule` send it (kubeflow/commands.py). A root is checked at compile and run time:
+    its scheme must be one TensorFlow (the pipeline image's, the same version) opens, and for KFP
+    also one the launcher can copy to the pod (component/launcher_v2.go LocalPathForURI);
+  - every Beam step requests CPU and memory (KFP: requests, so the pods are not BestEffort;
+    Vertex: limits, which pick the machine) and, for KFP, optionally a volume for the launcher's
+    copy of its inputs (kfp-kubernetes' generic ephemeral volume, mounted where the launcher
+    downloads gs:// artifacts: /gcs);
+  - images are named by digest: KFP and Vertex put the image string in each step's cache key, so
+    a tag pushed again with new code would hit the old cache entries.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import tempfile
 from typing import Any
 
@@ -52,6 +66,11 @@ TRAINER_EXECUTORS = ("SimSiamPretrain_executor", "LinearProbe_executor")
 KFP_EXECUTOR_KINDS = ("container", "importer")
 VERTEX_DEFAULT_GPU = "NVIDIA_TESLA_T4"
 KFP_GPU_RESOURCE = "nvidia.com/gpu"
+# component/launcher_v2.go LocalPathForURI: the stores the KFP launcher copies artifacts from and to.
+KFP_LAUNCHER_SCHEMES = ("gs", "minio", "s3")
+KFP_INPUT_MOUNT = "/gcs"  # where the launcher downloads gs:// inputs (LocalPathForURI)
+INPUT_VOLUME = "inputs-copy"
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _DESCRIPTION = "simsiam-tfx, compiled for {target}"
 
 
@@ -68,6 +87,10 @@ class KubeflowConfig:
     trainer_memory: float | None = None  # GB per Trainer
     trainer_gpus: int = 0
     gpu_type: str | None = None  # None: the target's default (VERTEX_DEFAULT_GPU / KFP_GPU_RESOURCE)
+    beam_cpu: float = 1.0  # vCPUs per Beam step (ExampleGen, StatisticsGen, Transform, Evaluator)
+    beam_memory: float = 4.0  # GB per Beam step
+    beam_disk: float | None = None  # GB of volume per Beam step for the launcher's input copy (KFP)
+    allow_mutable_image: bool = False  # accept IMAGE:TAG (stale cache hits when the tag moves)
     # Beam flags for StatisticsGen/Transform/Evaluator...; None keeps PipelineConfig's (in-process).
     beam_pipeline_args: list[str] | None = None
 
@@ -79,6 +102,14 @@ class KubeflowConfig:
         if "://" not in self.pipeline_root:
             raise ConfigError(f"--pipeline-root must be a URI the cluster can reach (gs://...), "
                               f"got {self.pipeline_root!r}")
+        if not self.allow_mutable_image:
+            for flag, image in (("--image", self.image), ("--gpu-image", self.gpu_image)):
+                if image and not _DIGEST.search(image):
+                    raise ConfigError(
+                        f"{flag} {image} is a tag, which can move: KFP and Vertex cache each step by the image "
+                        f"string, so new code pushed under the same tag would reuse old results. Name it by "
+                        f"digest (IMAGE@sha256:..., printed by `docker push` or `docker inspect --format "
+                        f"'{{{{index .RepoDigests 0}}}}' IMAGE`), or pass --allow-mutable-image")
         if self.trainer_gpus > 0 and not self.gpu_image:
             raise ConfigError("--trainer-gpus needs --gpu-image (kubeflow/Dockerfile built with --build-arg "
                               "LOCK=requirements-gpu.lock): the CPU image "
@@ -88,6 +119,8 @@ class KubeflowConfig:
                               "LOCK=requirements-gpu.lock)")
         if self.trainer_gpus < 0 or (self.trainer_cpu or 0) < 0 or (self.trainer_memory or 0) < 0:
             raise ConfigError("trainer resources must be non-negative")
+        if self.beam_cpu <= 0 or self.beam_memory <= 0 or (self.beam_disk is not None and self.beam_disk <= 0):
+            raise ConfigError("--beam-cpu, --beam-memory and --beam-disk must be positive")
         return self
 
     def accelerator(self, target: str) -> str:
@@ -105,6 +138,33 @@ class KubeflowConfig:
         return self.input_base or self.pipeline_root.rstrip("/") + "/data"
 
 
+def _opens(scheme: str) -> bool:
+    """Whether TensorFlow and Beam (the image's: the same locked versions) have a file system for
+    `scheme`."""
+    import tensorflow as tf
+    from apache_beam.io.filesystems import FileSystems
+    if scheme not in tf.io.gfile.get_registered_schemes():
+        return False
+    try:
+        FileSystems.get_filesystem(f"{scheme}://bucket/path")
+    except ValueError:
+        return False
+    return True
+
+
+def check_pipeline_root(root: str, target: str, flag: str = "--pipeline-root") -> str:
+    """A root every step can write: TensorFlow and Beam open its scheme, and (KFP) the launcher can
+    copy artifacts to and from it; Vertex writes to Cloud Storage only. Returns the root."""
+    scheme = root.split("://", 1)[0] if "://" in root else ""
+    usable = [s for s in KFP_LAUNCHER_SCHEMES if _opens(s)] if target == "kfp" else ["gs"]
+    if scheme not in usable:
+        where = "Vertex AI Pipelines writes only to Cloud Storage" if target == "vertex" else (
+            f"TensorFlow and Beam, which the steps write with, cannot open {scheme + '://' if scheme else 'local'} "
+            f"paths" if not scheme or not _opens(scheme) else f"the KFP launcher cannot copy {scheme}:// artifacts")
+        raise ConfigError(f"{flag} {root}: {where}; use {' or '.join(s + '://bucket/path' for s in usable)}")
+    return root
+
+
 def run_parameters(config: PipelineConfig, kconfig: KubeflowConfig) -> dict[str, str]:
     """Values of every runtime parameter for this configuration (the compiled defaults)."""
     from simsiam_tfx.components.trainer_config import custom_config_json
@@ -115,7 +175,7 @@ def run_parameters(config: PipelineConfig, kconfig: KubeflowConfig) -> dict[str,
             PARAM_DATA_CONFIG: json.dumps(dataclasses.asdict(config.data), sort_keys=True)}
 
 
-def resource_spec(kconfig: KubeflowConfig):
+def resource_spec(kconfig: KubeflowConfig, target: str):
     from kfp.pipeline_spec import pipeline_spec_pb2
     spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec()
     if kconfig.trainer_cpu:
@@ -123,12 +183,29 @@ def resource_spec(kconfig: KubeflowConfig):
     if kconfig.trainer_memory:
         spec.memory_limit = kconfig.trainer_memory
     if kconfig.trainer_gpus:
-        spec.accelerator.type = kconfig.accelerator("vertex")  # finish_spec names it per target
+        spec.accelerator.type = kconfig.accelerator(target)
         spec.accelerator.count = kconfig.trainer_gpus
     return spec
 
 
-def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig):
+def beam_resources(kconfig: KubeflowConfig, target: str) -> dict[str, float]:
+    """A Beam step's container resources as the target reads them: the open-source driver turns
+    requests into the pod's requests (driver.go, lines 355-405); Vertex picks a machine by limits."""
+    if target == "kfp":
+        return {"cpuRequest": kconfig.beam_cpu, "memoryRequest": kconfig.beam_memory}
+    return {"cpuLimit": kconfig.beam_cpu, "memoryLimit": kconfig.beam_memory}
+
+
+def input_volume(kconfig: KubeflowConfig) -> dict[str, Any]:
+    """kfp-kubernetes GenericEphemeralVolume (kubernetes_executor_config.proto; driver/k8s.go mounts
+    it): a claim of the default storage class, mounted where the launcher copies gs:// inputs."""
+    size = f"{kconfig.beam_disk:g}G"
+    return {"genericEphemeralVolume": [{"volumeName": INPUT_VOLUME, "mountPath": KFP_INPUT_MOUNT,
+                                        "accessModes": ["ReadWriteOnce"], "size": size,
+                                        "defaultStorageClass": True}]}
+
+
+def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, target: str = "kfp"):
     """create_pipeline() with the runtime parameters and Trainer resources of a cluster run."""
     from tfx import v1 as tfx
 
@@ -145,8 +222,8 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig):
               for name in TFX_PARAMETERS}
     runtime = RuntimeParameters(input_base=params[PARAM_INPUT_BASE], trainer_config=params[PARAM_TRAINER_CONFIG],
                                 eval_config=params[PARAM_EVAL_CONFIG])
-    resources = resource_spec(kconfig) if (kconfig.trainer_cpu or kconfig.trainer_memory or kconfig.trainer_gpus) \
-        else None
+    resources = resource_spec(kconfig, target) \
+        if (kconfig.trainer_cpu or kconfig.trainer_memory or kconfig.trainer_gpus) else None
     pipeline = create_pipeline(config, "", runtime=runtime, trainer_platform_config=resources,
                                trainer_gpus=kconfig.trainer_gpus)
     return pipeline, defaults
@@ -156,13 +233,16 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
     """Writes the compiled pipeline to `output`: .yaml (kfp) or .json (vertex). Returns the path."""
     import yaml
     from tfx import v1 as tfx
+    from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     want = ".yaml" if target == "kfp" else ".json"
     if not output.endswith(want if target == "vertex" else (".yaml", ".yml")):
         raise ConfigError(f"--output for --target {target} must end in {want}, got {output!r}")
-    pipeline, defaults = build_pipeline(config, kconfig)
+    check_pipeline_root(kconfig.validate().pipeline_root, target)
+    pipeline, defaults = build_pipeline(config, kconfig, target)
+    beam_executors = {f"{c.id}_executor" for c in pipeline.components if isinstance(c, BaseBeamComponent)}
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=kconfig.image, use_pipeline_spec_2_1=True),  # 2.1: what KFP 2 and Vertex read
@@ -175,19 +255,22 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
         declared.setdefault(name, {"parameterType": "STRING"}).update(defaultValue=value, isOptional=True)
     job.setdefault("runtimeConfig", {}).setdefault("parameterValues", {})[PARAM_DATA_CONFIG] = \
         defaults[PARAM_DATA_CONFIG]
-    finish_spec(spec, kconfig, target)
+    spec["defaultPipelineRoot"] = job["runtimeConfig"]["gcsOutputDirectory"]
+    platforms = finish_spec(spec, kconfig, target, beam_executors)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
-        if target == "kfp":
-            yaml.safe_dump(spec, f, sort_keys=True)
+        if target == "kfp":  # kfp.Client reads a second document as the platform spec
+            yaml.safe_dump_all([spec] + ([platforms] if platforms else []), f, sort_keys=True)
         else:
             json.dump(job, f, sort_keys=True, indent=1)
     return output
 
 
-def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str) -> None:
-    """Our entrypoint, the GPU image and accelerator name per target; a KFP spec is checked to
-    hold only what the open-source backend runs."""
+def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str,
+                beam_executors: set[str] = frozenset()) -> dict[str, Any]:
+    """Our entrypoint, the GPU image, accelerator name and Beam steps' resources per target; a KFP
+    spec is checked to hold only what the open-source backend runs. Returns the KFP platform spec
+    (kubernetes executor configs), empty when there is none."""
     from simsiam_tfx.pipeline.pipeline import UNCACHED_NODES
     spec["pipelineInfo"]["description"] = _DESCRIPTION.format(target=target)
     for name in UNCACHED_NODES:
@@ -203,8 +286,13 @@ def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str) -> N
         accelerator = container.get("resources", {}).get("accelerator")
         if name in TRAINER_EXECUTORS and accelerator:
             container["image"] = kconfig.gpu_image
-            accelerator["type"] = kconfig.accelerator(target)
+        if name in beam_executors:
+            container["resources"] = beam_resources(kconfig, target)
     add_plan_step(spec, kconfig.image)
+    if target != "kfp" or kconfig.beam_disk is None:
+        return {}
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
+        name: input_volume(kconfig) for name in sorted(beam_executors)}}}}}
 
 
 def add_plan_step(spec: dict[str, Any], image: str) -> None:
@@ -242,9 +330,12 @@ def load_spec(path: str, target: str | None = None) -> dict[str, Any]:
     import yaml
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)  # JSON is YAML too
+            documents = list(yaml.safe_load_all(f))  # JSON is YAML too; a KFP file may add a platform spec
     except OSError as e:
         raise ConfigError(f"cannot read pipeline file {path}: {e.strerror}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path} is not a compiled pipeline (not YAML or JSON)") from None
+    data = documents[0] if documents else None
     if not isinstance(data, dict) or not ("pipelineSpec" in data or "root" in data):
         raise ConfigError(f"{path} is not a compiled pipeline (no pipelineSpec/root)")
     spec = data.get("pipelineSpec", data)

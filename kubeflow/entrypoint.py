@@ -12,8 +12,16 @@ _retrieve_class_path: `yaml.safe_load(type_schema.instance_schema).get('title', 
 
 So before delegating, each input artifact without a usable type gets the type its component
 declares: TFX's compiler already passes the component's inputDefinitions to every step
-(`--json_serialized_inputs_spec_args`, read by TFX for parameters only). Nothing else changes:
-with typed inputs (Vertex, or a fixed KFP) this is a no-op. Beam in the step's own process (the
+(`--json_serialized_inputs_spec_args`, read by TFX for parameters only). With typed inputs
+(Vertex, or a fixed KFP) this is a no-op.
+
+Since backend 2.5.0 the open-source driver also adds an output artifact of its own to every task,
+`executor-logs` typed `system.Artifact`, on by default (backend/src/v2/driver/driver.go
+provisionOutputs; compiler/argocompiler/container.go publishLogsArg). TFX parses every output
+artifact and imports a class for its type title (kubeflow_v2_entrypoint_utils._parse_raw_artifact),
+and `system.Artifact` is no class: every step would fail before its executor ran. So the outputs
+TFX cannot type are left out of what TFX sees; the launcher itself writes and publishes the log
+(launcher_v2.go getLogWriter, uploadOutputArtifacts), so nothing of it is lost. Beam in the step's own process (the
 default) stages nothing for workers it does not have (components/beam_dependencies.py).
 
 A user mistake found at run time (simsiam_tfx.config.ConfigError: GPUs requested but none seen,
@@ -53,6 +61,34 @@ def restore_input_types(executor_input: dict[str, Any], declared: dict[str, Any]
     return restored
 
 
+def _tfx_can_type(artifact_type: dict[str, Any]) -> bool:
+    """Whether TFX's entrypoint can import a class for this artifact type (its own rule:
+    TITLE_TO_CLASS_PATH for first-party titles, else the title as an import path)."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as utils
+    from tfx.utils import import_utils
+    try:
+        schema = json_format.ParseDict(artifact_type, pipeline_spec_pb2.ArtifactTypeSchema())
+        import_utils.import_class_by_path(utils._retrieve_class_path(schema))  # pylint: disable=protected-access
+    except Exception:  # noqa: BLE001 - any failure here is the ImportError TFX would raise later
+        return False
+    return True
+
+
+def drop_untyped_outputs(executor_input: dict[str, Any]) -> list[str]:
+    """Removes the output artifacts TFX cannot type (the launcher's executor-logs); returns
+    "key (type)" for each."""
+    artifacts = executor_input.get("outputs", {}).get("artifacts", {})
+    dropped = []
+    for key in sorted(artifacts):
+        types = [a.get("type") or {} for a in artifacts[key].get("artifacts", [])]
+        if types and not all(_tfx_can_type(t) for t in types):
+            dropped.append(f"{key} ({types[0].get('schemaTitle') or 'untyped'})")
+            del artifacts[key]
+    return dropped
+
+
 def _find_flag(argv: list[str], flag: str) -> tuple[int, int, str] | None:
     """(start, stop, value) of `flag VALUE` or `flag=VALUE` in argv."""
     for i, arg in enumerate(argv):
@@ -64,21 +100,24 @@ def _find_flag(argv: list[str], flag: str) -> tuple[int, int, str] | None:
 
 
 def patched_argv(argv: list[str]) -> list[str]:
-    """argv for TFX's entrypoint, with the input types restored in the invocation."""
+    """argv for TFX's entrypoint: input types restored, outputs TFX cannot type left out."""
     argv = list(argv)
-    found = _find_flag(argv, INPUTS_SPEC_FLAG)
-    if found is None:
-        return argv
-    declared = {key: spec["artifactType"] for key, spec in json.loads(found[2]).get("artifacts", {}).items()}
     invocation = _find_flag(argv, INVOCATION_FLAG)
     if invocation is None:
         return argv
     start, stop, text = invocation
     executor_input = json.loads(text)
+    found = _find_flag(argv, INPUTS_SPEC_FLAG)
+    declared = {} if found is None else \
+        {key: spec["artifactType"] for key, spec in json.loads(found[2]).get("artifacts", {}).items()}
     restored = restore_input_types(executor_input, declared)
     if restored:
         print(f"[entrypoint] restored the declared types of inputs {', '.join(sorted(set(restored)))} "
               f"(sent without a schema)", flush=True)
+    dropped = drop_untyped_outputs(executor_input)
+    if dropped:
+        print(f"[entrypoint] outputs kept by the launcher, not passed to TFX: {', '.join(dropped)}", flush=True)
+    if restored or dropped:
         argv[start:stop] = [INVOCATION_FLAG, json.dumps(executor_input)]
     return argv
 

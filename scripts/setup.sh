@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 venv="${SIMSIAM_VENV:-$here/.venv}"
-lock="$here/requirements.lock"
+lock="$here/requirements-test.lock"  # the runtime set (requirements.lock) plus the test tools
 stamp="$venv/.simsiam-setup-stamp"
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -95,9 +95,10 @@ fi
 say "python: $py ($("$py" -V 2>&1))"
 
 # ---------------------------------------------------------------------------------------------
-# 3. Virtual environment with the locked set (requirements.lock), then this project (editable).
+# 3. Virtual environment with the locked sets (requirements.lock and the test tools of
+#    requirements-test.lock), then this project (editable).
 # ---------------------------------------------------------------------------------------------
-lock_hash="$(cat "$lock" pyproject.toml | sha256sum | cut -c1-16)"
+lock_hash="$(cat "$here/requirements.lock" "$lock" pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_hash" ] && "$venv/bin/python" -c 'import tfx' 2>/dev/null; then
   say "virtual environment $venv is up to date"
 else
@@ -105,7 +106,7 @@ else
     say "creating virtual environment $venv"
     "$py" -m venv "$venv"
   fi
-  say "installing the locked dependency set (requirements.lock); the first time takes a few minutes"
+  say "installing the locked dependency set (requirements.lock, requirements-test.lock); the first time takes a few minutes"
   "$venv/bin/python" -m pip install -q --upgrade pip==25.3 setuptools==80.9.0 wheel==0.45.1
   "$venv/bin/python" -m pip install -q --no-deps -r "$lock"
   "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e ".[test]"

@@ -1,32 +1,59 @@
 """Test harness: runs a compiled pipeline spec the way open-source Kubeflow Pipelines (v2) or Vertex
 AI Pipelines runs it, every task as a subprocess of its own container command and arguments.
 
-What a real launcher does and what is emulated here (kubeflow/pipelines at 7b70c7b, 2026-08-21;
-tensorflow/tfx 1.21):
+By default it models a **stock** install: what the manifests and the backend switch on when nobody
+configures anything. Sources: kubeflow/pipelines at 7b70c7b (2026-08-21); tensorflow/tfx 1.21.
 
+- Pipeline root (kfp): the run's `runtimeConfig.gcsOutputDirectory` (what `kfp.Client` sends as
+  `pipeline_root`), else the namespace's `kfp-launcher` ConfigMap key `defaultPipelineRoot`, else
+  `minio://mlpipeline/v2/artifacts` (backend/src/v2/driver/root_dag.go RootDAG, lines 96-113;
+  backend/src/v2/config/env.go lines 37-39 and DefaultPipelineRoot, 86-92). The spec's own
+  `defaultPipelineRoot` is read by nothing in the backend. Vertex: the job's gcsOutputDirectory.
+  Task roots are `<root>/<pipeline name>/<run id>/<task>/<salt>` (metadata/client.go GetPipeline
+  line 420, GenerateOutputURI; driver/driver.go provisionOutputs).
+- Object stores: buckets the test maps onto local folders (a bucket mount: every string in the spec
+  and the resolved root are rewritten); any other URI stays as it is, so a scheme TensorFlow cannot
+  open (minio://, s3://) fails the step exactly where TensorFlow fails. An output URI the launcher
+  has no local path for (LocalPathForURI: gs://, minio://, s3://, oci:// only) fails the task
+  before its command, as component/launcher_v2.go prepareOutputFolders does.
+- executor-logs (kfp): with publishing on, which it is by default (compiler/argocompiler/
+  container.go publishLogsArg: "true" unless PUBLISH_LOGS is set; manifests/kustomize/base/pipeline/
+  ml-pipeline-apiserver-deployment.yaml: PUBLISH_LOGS "true"), the driver adds an output artifact
+  `executor-logs` typed `{schemaTitle: system.Artifact}` to every container task's ExecutorInput
+  (driver/driver.go provisionOutputs, lines 746-759); the launcher writes the command's stdout and
+  stderr to its local path and records it (launcher_v2.go getLogWriter, uploadOutputArtifacts).
+  `publish_logs=False` models PUBLISH_LOGS=false.
 - Order: tasks run in dependency order (`dependentTasks` and the producers of their input
   artifacts), as the Argo DAG that backend/src/v2/compiler/argocompiler/dag.go builds.
 - Inputs (backend/src/v2/driver/resolve.go, resolveUpstreamArtifacts -> metadata/client.go
   GetOutputArtifactsByExecutionId + OutputArtifact.ToRuntimeArtifact, metadata/converter.go
   toRuntimeArtifact):
     kfp:    name = the MLMD artifact id as decimal text, uri, metadata = the artifact's properties
-            and custom properties, type = {instanceSchema: ""} (`Schema: "" // TODO(Bobgy)`).
+            and custom properties read back from MLMD (below), type = {instanceSchema: ""}
+            (`Schema: "" // TODO(Bobgy)`).
     vertex: name = the artifact's resource name, the type as the component declares it.
+  Before the command the kfp launcher copies every input artifact to the pod's local disk
+  (launcher_v2.go downloadArtifacts): `RunResult.copy_in_bytes` reports what each task would move.
   Parameters: the run's value of a pipeline parameter (or its default), the task's constant, or an
-  upstream task's output parameter (`taskOutputParameter`: resolve.go, resolveUpstreamParameters
-  reads the producer execution's output parameter of that key).
+  upstream task's output parameter (`taskOutputParameter`: resolve.go, resolveUpstreamParameters).
+- Output metadata through MLMD (kfp; metadata/converter.go StructValueToMLMDValue, lines 138-171,
+  and toRuntimeArtifact, lines 181-221; metadata/client.go RecordArtifact, lines 1214-1250): a
+  string stays a string, a number becomes a double, a bool an int (1/0), a list is wrapped as
+  {"list": [...]}, a struct as {"struct": {...}}, and a null fails the task ("unknown/unsupported
+  value type"); `display_name` (the output key) and `store_session_info` are added. Downstream
+  tasks read ints and doubles back as numbers and structs as stored (still wrapped).
 - Outputs (driver/driver.go, provisionOutputs): each output artifact is named by its output key,
-  typed as declared, at uri `<pipeline root>/<task>/<salt>/<key>` (metadata.GenerateOutputURI); the
-  ExecutorOutput file is `output_metadata.json` in the task root. Vertex: the same layout with a
-  resource name, under the job's gcsOutputDirectory. Each output parameter gets
-  `outputs.parameters[<name>].outputFile` (driver.go, provisionOutputs: `/tmp/kfp/outputs/<name>`;
-  here `<task root>/outputs/<name>`, since all tasks share one machine).
+  typed as declared, at uri `<task root>/<key>`; the ExecutorOutput file is `output_metadata.json`
+  at the launcher's local path for the task root (LocalPathForURI: /gcs/..., /minio/...), on the
+  pod's disk, not in the bucket (here: a per-task folder standing for the pod). Vertex: the same
+  layout with a resource name, under the job's gcsOutputDirectory. Each output parameter gets
+  `outputs.parameters[<name>].outputFile` (driver.go: `/tmp/kfp/outputs/<name>`; here in the pod
+  folder).
 - The command (component/launcher_v2.go): `{{$}}` in the container args is replaced by the
   ExecutorInput JSON; command + args run; the ExecutorOutput file then says what to record for each
-  output artifact (its metadata becomes the artifact's custom properties in MLMD). An artifact the
-  file does not mention is recorded as provisioned. Output parameters (launcher_v2.go,
-  collectOutputParameters): the ExecutorOutput's `parameterValues` first, else the text of each
-  parameter's outputFile (STRING: as is).
+  output artifact. An artifact the file does not mention is recorded as provisioned. Output
+  parameters (launcher_v2.go, collectOutputParameters): the ExecutorOutput's `parameterValues`
+  first, else the text of each parameter's outputFile (STRING: as is).
 - Driver hook: Vertex runs a container's `lifecycle.preCacheCheck` (TFX's ExampleGen driver,
   tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py) before the cache lookup; it
   writes span/version/input fingerprint into the ExecutorOutput file, which the executor then reads
@@ -41,9 +68,11 @@ tensorflow/tfx 1.21):
   parameters included (how Vertex makes ExampleGen's input fingerprint part of the key; its service
   is closed source, so this is the documented behaviour, not its code).
 
-Not emulated: Kubernetes (pods, resources, accelerators, node pools), object stores (the pipeline
-root is a local folder), MLMD itself (an in-memory store persisted as JSON between runs of one
-test), the Argo retry policy, Vertex's service-side validation of the spec.
+Not emulated: Kubernetes (pods, resources, accelerators, node pools, volumes), the object stores'
+own protocols (a mapped bucket is a local folder; the input copy-in is measured, not made), MLMD
+itself (an in-memory store persisted as JSON between runs of one test), the Argo retry policy,
+Vertex's service-side validation of the spec and Vertex ML Metadata's value conversion (its
+service is closed source: metadata passes as sent).
 """
 from __future__ import annotations
 
@@ -60,6 +89,11 @@ from typing import Any
 PLACEHOLDER = "{{$}}"
 TARGETS = ("kfp", "vertex")
 _VERTEX_PREFIX = "projects/123/locations/europe-west4/metadataStores/default/artifacts/"
+KFP_DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"  # config/env.go defaultPipelineRoot
+EXECUTOR_LOGS = "executor-logs"  # driver.go provisionOutputs
+LOGS_TYPE = {"schemaTitle": "system.Artifact"}
+# component/launcher_v2.go LocalPathForURI: the schemes the launcher can copy to and from the pod.
+_LAUNCHER_LOCAL = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/", "oci://": "/oci/"}
 
 
 class TaskFailed(RuntimeError):
@@ -71,10 +105,12 @@ class TaskFailed(RuntimeError):
 @dataclasses.dataclass
 class RunResult:
     states: dict[str, str]  # task -> "executed" | "cached"
-    outputs: dict[str, dict[str, dict[str, Any]]]  # task -> output key -> recorded artifact
+    outputs: dict[str, dict[str, dict[str, Any]]]  # task -> output key -> artifact as downstream reads it
     logs: dict[str, str]
     parameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # task -> output parameters
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # task -> wall time (0 for a cache hit)
+    copy_in_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # task -> bytes downloaded (kfp)
+    pipeline_root: str = ""  # as resolved
 
     def artifact(self, task: str, key: str) -> dict[str, Any]:
         return self.outputs[task][key]
@@ -100,18 +136,87 @@ def task_order(spec: dict[str, Any]) -> list[str]:
     return order
 
 
+def resolve_pipeline_root(target: str, run_root: str | None, configmap_root: str | None = None) -> str:
+    """The root a run's tasks write under, as the root-DAG driver picks it (see the docstring)."""
+    if target == "vertex":
+        assert run_root, "a Vertex PipelineJob carries runtimeConfig.gcsOutputDirectory"
+        return run_root
+    return run_root or configmap_root or KFP_DEFAULT_ROOT
+
+
+class UnsupportedValue(ValueError):
+    pass
+
+
+def to_mlmd_value(value: Any) -> tuple[str, Any]:
+    """converter.go StructValueToMLMDValue: a JSON value as MLMD stores it, (kind, value)."""
+    if isinstance(value, bool):  # before int: a bool is an int in Python
+        return "int", int(value)
+    if isinstance(value, str):
+        return "string", value
+    if isinstance(value, (int, float)):
+        return "double", float(value)
+    if isinstance(value, list):
+        return "struct", {"list": value}
+    if isinstance(value, dict):
+        return "struct", {"struct": value}
+    raise UnsupportedValue(f"unknown/unsupported value type {type(value).__name__}")  # null: "TODO: support null"
+
+
+def from_mlmd_value(kind: str, value: Any) -> Any:
+    """converter.go toRuntimeArtifact: ints and doubles come back as numbers, structs as stored."""
+    return float(value) if kind in ("int", "double") else value
+
+
+def mlmd_custom_properties(metadata: dict[str, Any], output_key: str, session_info: str) -> dict[str, list]:
+    """What RecordArtifact stores for an output artifact's metadata (raises UnsupportedValue)."""
+    properties = {key: list(to_mlmd_value(value)) for key, value in metadata.items() if key != "_kfp_workspace"}
+    properties.setdefault("display_name", ["string", output_key])
+    properties.setdefault("store_session_info", ["string", session_info])
+    return properties
+
+
+def _du(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(folder, name))
+               for folder, _, names in os.walk(path) for name in names)
+
+
 class Launcher:
     """Runs a compiled spec as `target`'s launcher would; MLMD and the cache persist in `state_dir`
-    across `run` calls (one pipeline's history)."""
+    across `run` calls (one pipeline's history).
 
-    def __init__(self, spec: dict[str, Any], target: str, pipeline_root: str, state_dir: str,
-                 timeout_s: float = 900, env: dict[str, str] | None = None):
+    `buckets` maps object-store prefixes (gs://bucket) onto local folders; `run_root` is the
+    pipeline root the run was created with (kfp: what the client sent, None if nothing; vertex:
+    the job's gcsOutputDirectory); `configmap_root` the namespace's kfp-launcher default, if any."""
+
+    def __init__(self, spec: dict[str, Any], target: str, state_dir: str, *, run_root: str | None = None,
+                 configmap_root: str | None = None, buckets: dict[str, str] | None = None,
+                 publish_logs: bool = True, timeout_s: float = 900, env: dict[str, str] | None = None):
         assert target in TARGETS, target
-        self.spec, self.target, self.pipeline_root = spec, target, pipeline_root.rstrip("/")
+        self.buckets = dict(buckets or {})
+        self.spec = json.loads(self._mount(json.dumps(spec)))
+        self.target = target
+        self.remote_root = resolve_pipeline_root(target, run_root, configmap_root).rstrip("/")
+        self.publish_logs = publish_logs and target == "kfp"
+        self.state_dir = state_dir
         self.state_path = os.path.join(state_dir, f"mlmd-{target}.json")
         self.timeout_s = timeout_s
         self.env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
         os.makedirs(state_dir, exist_ok=True)
+
+    def _mount(self, text: str) -> str:
+        for prefix, folder in self.buckets.items():
+            text = text.replace(prefix.rstrip("/"), folder.rstrip("/"))
+        return text
+
+    def _pod_path(self, remote_uri: str, pod: str) -> str:
+        """LocalPathForURI, inside the folder that stands for the task's pod."""
+        for scheme, local in _LAUNCHER_LOCAL.items():
+            if remote_uri.startswith(scheme):
+                return os.path.join(pod, local.strip("/"), remote_uri[len(scheme):])
+        raise ValueError(f"failed to generate local path for URI {remote_uri}: unsupported storage scheme")
 
     # ---- MLMD stand-in -------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
@@ -128,7 +233,7 @@ class Launcher:
     def run(self, parameters: dict[str, Any] | None = None, enable_cache: bool = True) -> RunResult:
         state = self._load()
         run_id = uuid.uuid4().hex[:8]
-        result = RunResult({}, {}, {})
+        result = RunResult({}, {}, {}, pipeline_root=self.remote_root)
         for name in task_order(self.spec):
             self._run_task(name, parameters or {}, enable_cache, run_id, state, result)
         self._save(state)
@@ -147,7 +252,9 @@ class Launcher:
         for key, source in task.get("inputs", {}).get("parameters", {}).items():
             if "componentInputParameter" in source:
                 name = source["componentInputParameter"]
-                values[key] = parameters.get(name, declared[name].get("defaultValue"))
+                values[key] = parameters[name] if name in parameters else declared[name].get("defaultValue")
+                if isinstance(values[key], str):
+                    values[key] = self._mount(values[key])
             elif "taskOutputParameter" in source:
                 ref = source["taskOutputParameter"]
                 values[key] = result.parameters[ref["producerTask"]][ref["outputParameterKey"]]
@@ -169,21 +276,35 @@ class Launcher:
                                              "metadata": recorded["metadata"]}]}
         return artifacts
 
-    def _outputs(self, name, component, run_id) -> tuple[dict[str, Any], dict[str, Any], str]:
-        task_root = os.path.join(self.pipeline_root, run_id, name, uuid.uuid4().hex[:6])
+    def _outputs(self, name, component, run_id, pod) -> tuple[dict[str, Any], dict[str, Any], str]:
+        pipeline_name = self.spec["pipelineInfo"]["name"]
+        remote_task_root = f"{self.remote_root}/{pipeline_name}/{run_id}/{name}/{uuid.uuid4().hex[:6]}"
+        declared = dict(component.get("outputDefinitions", {}).get("artifacts", {}))
+        if self.publish_logs:
+            declared[EXECUTOR_LOGS] = {"artifactType": LOGS_TYPE}
         artifacts = {}
-        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+        for key, definition in declared.items():
+            remote = f"{remote_task_root}/{key}"
+            try:  # prepareOutputFolders: every output needs a local path on the pod
+                self._pod_path(remote, pod)
+            except ValueError as e:
+                raise TaskFailed(name, 1, f"failed to generate local storage path for output artifact "
+                                          f"{key!r}: {e}") from None
             artifact_name = key if self.target == "kfp" else _VERTEX_PREFIX + "pending"
-            artifacts[key] = {"artifacts": [{"name": artifact_name, "uri": os.path.join(task_root, key),
+            artifacts[key] = {"artifacts": [{"name": artifact_name, "uri": self._mount(remote),
                                              "type": definition["artifactType"], "metadata": {}}]}
-        parameters = {key: {"outputFile": os.path.join(task_root, "outputs", key)}
+        parameters = {key: {"outputFile": os.path.join(pod, "tmp", "kfp", "outputs", key)}
                       for key in component.get("outputDefinitions", {}).get("parameters", {})}
-        return artifacts, parameters, task_root
+        if self.target == "kfp":
+            output_file = os.path.join(self._pod_path(remote_task_root, pod), "output_metadata.json")
+        else:
+            output_file = os.path.join(self._mount(remote_task_root), "executor_output.json")
+        return artifacts, parameters, output_file
 
     def _run_task(self, name, parameters, enable_cache, run_id, state, result: RunResult) -> None:
         task, component, container = self._parts(name)
-        artifacts, output_parameters, task_root = self._outputs(name, component, run_id)
-        output_file = os.path.join(task_root, "output_metadata.json")
+        pod = os.path.join(self.state_dir, "pods", run_id, name)
+        artifacts, output_parameters, output_file = self._outputs(name, component, run_id, pod)
         outputs: dict[str, Any] = {"artifacts": artifacts, "outputFile": output_file}
         if output_parameters:
             outputs["parameters"] = output_parameters
@@ -204,15 +325,43 @@ class Launcher:
             result.parameters[name] = state["cache"][key]["parameters"]
             result.seconds[name] = 0.0
             return
+        if self.target == "kfp":  # downloadArtifacts: every input, whole, before the command
+            result.copy_in_bytes[name] = sum(_du(a["uri"]) for artifact_list in executor_input["inputs"]["artifacts"]
+                                             .values() for a in artifact_list["artifacts"] if os.path.exists(a["uri"]))
+        os.makedirs(os.path.dirname(output_file), exist_ok=True)
+        logs = artifacts.get(EXECUTOR_LOGS)
+        log_path = self._pod_path(self._remote(logs["artifacts"][0]["uri"]), pod) if logs else None
         start = time.perf_counter()
-        self._exec(name, container["command"], container["args"], executor_input, result)
-        result.seconds[name] = round(time.perf_counter() - start, 1)
-        recorded = self._record(artifacts, output_file, state)
+        try:
+            self._exec(name, container["command"], container["args"], executor_input, result, log_path)
+        finally:
+            result.seconds[name] = round(time.perf_counter() - start, 1)
+            if log_path:  # uploadOutputArtifacts publishes the log, also when the command failed
+                self._upload(log_path, logs["artifacts"][0]["uri"])
+        try:
+            recorded = self._record(artifacts, output_file, state)
+        except UnsupportedValue as e:
+            raise TaskFailed(name, 1, f"unable to produce MLMD artifact: {e}") from None
         result.states[name] = "executed"
         result.outputs[name] = recorded
         result.parameters[name] = self._output_parameters(output_parameters, output_file)
         if caching:
             state["cache"][key] = {"artifacts": recorded, "parameters": result.parameters[name]}
+
+    def _remote(self, uri: str) -> str:
+        for prefix, folder in self.buckets.items():
+            if uri.startswith(folder.rstrip("/")):
+                return prefix.rstrip("/") + uri[len(folder.rstrip("/")):]
+        return uri
+
+    @staticmethod
+    def _upload(local_path: str, uri: str) -> None:
+        """UploadBlob to a mapped bucket; another store's upload is not emulated."""
+        if "://" in uri or not os.path.exists(local_path):
+            return
+        os.makedirs(os.path.dirname(uri), exist_ok=True)
+        with open(local_path, "rb") as src, open(uri, "wb") as dst:
+            dst.write(src.read())
 
     def _cache_key(self, executor_input, parameter_values, container) -> str:
         inputs = executor_input["inputs"]["artifacts"]
@@ -224,13 +373,17 @@ class Launcher:
                "containerSpec": {"image": container["image"], "cmdArgs": container["command"] + container["args"]}}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
-    def _exec(self, label, command, args, executor_input, result: RunResult) -> None:
+    def _exec(self, label, command, args, executor_input, result: RunResult, log_path: str | None = None) -> None:
         assert command[:2] == ["python", "-m"], command
         filled = [json.dumps(executor_input) if arg == PLACEHOLDER else arg for arg in args]
         assert not [a for a in filled if "{{$" in a], filled  # `{{$}}` is the whole contract
         done = subprocess.run([sys.executable, *command[1:], *filled], env=self.env, capture_output=True,
                               text=True, timeout=self.timeout_s)
         result.logs[label] = done.stdout + done.stderr
+        if log_path:
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+            with open(log_path, "w") as f:
+                f.write(result.logs[label])
         if done.returncode != 0:
             raise TaskFailed(label, done.returncode, done.stdout[-2000:] + done.stderr)
 
@@ -251,14 +404,23 @@ class Launcher:
         return values
 
     def _record(self, provisioned, output_file, state) -> dict[str, dict[str, Any]]:
-        """What the launcher stores in MLMD: the ExecutorOutput's artifacts, else the provisioned ones."""
+        """What the launcher stores in MLMD (the ExecutorOutput's artifacts, else the provisioned
+        ones) and what a downstream task then reads back."""
         written = {}
         if os.path.exists(output_file):
             with open(output_file) as f:
                 written = json.load(f).get("artifacts", {})
+        session_info = json.dumps({"Provider": self.remote_root.split("://")[0], "Params": {}})
         recorded = {}
         for key, artifact_list in provisioned.items():
-            artifact = (written.get(key, {}).get("artifacts") or artifact_list["artifacts"])[0]
-            recorded[key] = {"id": state["next_id"], "uri": artifact["uri"], "metadata": artifact.get("metadata", {})}
+            provisioned_artifact = artifact_list["artifacts"][0]
+            artifact = provisioned_artifact if key == EXECUTOR_LOGS else \
+                (written.get(key, {}).get("artifacts") or artifact_list["artifacts"])[0]
+            metadata = artifact.get("metadata", {})
+            if self.target == "kfp":
+                stored = mlmd_custom_properties(metadata, key, session_info)
+                metadata = {k: from_mlmd_value(kind, value) for k, (kind, value) in stored.items()}
+            recorded[key] = {"id": state["next_id"], "uri": artifact.get("uri") or provisioned_artifact["uri"],
+                             "metadata": metadata}
             state["next_id"] += 1
         return recorded

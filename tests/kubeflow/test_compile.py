@@ -10,8 +10,8 @@ from simsiam_tfx.config import ConfigError, PipelineConfig
 from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline, load_spec
 from simsiam_tfx.pipeline import cli
 
-IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx:1"
-GPU_IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx:1-gpu"
+IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx@sha256:" + "1" * 64
+GPU_IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx-gpu@sha256:" + "2" * 64
 ROOT = "gs://bucket/simsiam"
 ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
 TRAINERS = ("SimSiamPretrain_executor", "LinearProbe_executor")
@@ -31,17 +31,17 @@ EXPECTED_UPSTREAM = {
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("kf")
     kconfig = KubeflowConfig(image=IMAGE, gpu_image=GPU_IMAGE, pipeline_root=ROOT, trainer_cpu=8, trainer_memory=30,
-                             trainer_gpus=1, gpu_type="NVIDIA_L4",
+                             trainer_gpus=1, gpu_type="NVIDIA_L4", beam_cpu=2, beam_memory=6, beam_disk=50,
                              beam_pipeline_args=["--runner=DataflowRunner", "--region=europe-west4"])
     config = PipelineConfig()
     config.pretrain.epochs, config.eval.min_accuracy = 7, 0.3
     yaml_path = compile_pipeline(config, kconfig, str(out / "pipeline.yaml"), "kfp")
     json_path = compile_pipeline(config, kconfig, str(out / "pipeline.json"), "vertex")
     with open(yaml_path) as f:
-        spec = yaml.safe_load(f)
+        spec, platforms = yaml.safe_load_all(f)
     with open(json_path) as f:
         job = json.load(f)
-    return {"spec": spec, "job": job, "yaml": yaml_path, "json": json_path}
+    return {"spec": spec, "platforms": platforms, "job": job, "yaml": yaml_path, "json": json_path}
 
 
 def test_yaml_is_a_kfp_pipeline_spec_with_every_component_and_dependency(compiled):
@@ -94,9 +94,15 @@ def test_every_container_runs_our_entrypoint_and_beam_args(compiled):
     assert "lifecycle" in containers["ExampleGen_executor"]
 
 
-@pytest.mark.parametrize("fmt, accelerator", [("spec", "nvidia.com/gpu"), ("job", "NVIDIA_L4")])
-def test_only_the_trainers_request_cpu_memory_and_gpu_named_per_target(compiled, fmt, accelerator):
-    """OSS KFP uses the type verbatim as the Kubernetes resource (driver.go); Vertex its own names."""
+BEAM_STEPS = {"ExampleGen_executor", "StatisticsGen_executor", "Transform_executor", "Evaluator_executor"}
+
+
+@pytest.mark.parametrize("fmt, accelerator, beam", [
+    ("spec", "nvidia.com/gpu", {"cpuRequest": 2, "memoryRequest": 6}),
+    ("job", "NVIDIA_L4", {"cpuLimit": 2, "memoryLimit": 6})])
+def test_trainers_and_beam_steps_carry_resources_named_per_target(compiled, fmt, accelerator, beam):
+    """OSS KFP uses the type verbatim as the Kubernetes resource and turns requests into the pod's
+    requests (driver.go); Vertex its own accelerator names, and limits pick its machine."""
     spec = compiled[fmt] if fmt == "spec" else compiled[fmt]["pipelineSpec"]
     executors = spec["deploymentSpec"]["executors"]
     for name in TRAINERS:
@@ -104,7 +110,37 @@ def test_only_the_trainers_request_cpu_memory_and_gpu_named_per_target(compiled,
         assert resources["cpuLimit"] == 8 and resources["memoryLimit"] == 30
         assert resources["accelerator"] == {"type": accelerator, "count": "1"}
         assert json.loads(spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])["gpus"] == 1
-    assert "resources" not in executors["Transform_executor"]["container"]
+    with_resources = {name for name, e in executors.items() if "resources" in e["container"]}
+    assert with_resources == BEAM_STEPS | set(TRAINERS)  # no step runs BestEffort but the light ones
+    for name in BEAM_STEPS:
+        assert executors[name]["container"]["resources"] == beam, name
+
+
+def test_kfp_beam_steps_get_a_volume_where_the_launcher_copies_their_inputs(compiled):
+    executors = compiled["platforms"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == BEAM_STEPS
+    for config in executors.values():
+        assert config["genericEphemeralVolume"] == [{"volumeName": "inputs-copy", "mountPath": "/gcs",
+                                                     "accessModes": ["ReadWriteOnce"], "size": "50G",
+                                                     "defaultStorageClass": True}]
+    # What kfp.Client sends: the same file, read as the SDK reads it (pipeline spec + platform spec).
+    from kfp.client.client import _extract_pipeline_yaml
+    doc = _extract_pipeline_yaml(compiled["yaml"])
+    sent = json_format.MessageToDict(doc.platform_spec)["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert sent["Transform_executor"]["genericEphemeralVolume"][0]["mountPath"] == "/gcs"
+
+
+@pytest.mark.parametrize("target, gpu_type", [("kfp", "nvidia.com/gpu"), ("kfp", "amd.com/gpu"),
+                                              ("kfp", "NVIDIA_TESLA_T4"), ("vertex", "NVIDIA_L4")])
+def test_gpu_types_compile_for_each_target(tmp_path, target, gpu_type):
+    kconfig = KubeflowConfig(image=IMAGE, gpu_image=GPU_IMAGE, pipeline_root=ROOT, trainer_gpus=1, gpu_type=gpu_type)
+    path = compile_pipeline(PipelineConfig(), kconfig, str(tmp_path / ("p.yaml" if target == "kfp" else "p.json")),
+                            target)
+    executors = load_spec(path, target)["deploymentSpec"]["executors"]
+    expected = kconfig.accelerator(target)
+    for name in TRAINERS:
+        assert executors[name]["container"]["resources"]["accelerator"] == {"type": expected, "count": "1"}
+        assert executors[name]["container"]["image"] == GPU_IMAGE
 
 
 @pytest.mark.parametrize("gpu_type, target, expected", [
@@ -145,6 +181,7 @@ def test_data_location_epochs_and_floor_are_runtime_parameters(compiled):
 def test_json_is_a_vertex_pipeline_job_with_the_pipeline_root(compiled):
     job = json_format.ParseDict(compiled["job"], pipeline_spec_pb2.PipelineJob())
     assert job.runtime_config.gcs_output_directory == f"{ROOT}/tfx"
+    assert compiled["spec"]["defaultPipelineRoot"] == job.pipeline_spec["defaultPipelineRoot"] == f"{ROOT}/tfx"
     assert job.runtime_config.parameter_values["input_base"].string_value == f"{ROOT}/data"
     assert load_spec(compiled["json"]) == compiled["job"]["pipelineSpec"]
     assert load_spec(compiled["yaml"]) == compiled["spec"]
@@ -166,10 +203,24 @@ def test_json_is_a_vertex_pipeline_job_with_the_pipeline_root(compiled):
      "--gpu-image is the same as --image"),
     ({"image": IMAGE, "gpu_image": GPU_IMAGE, "pipeline_root": ROOT, "trainer_gpus": 1, "gpu_type": "nvidia.com/gpu"},
      "vertex", "p.json", "Vertex AI needs an accelerator name"),
+    ({"image": IMAGE, "pipeline_root": "minio://mlpipeline/simsiam"}, "kfp", "p.yaml",
+     "cannot open minio:// paths; use gs://bucket/path"),
+    ({"image": IMAGE, "pipeline_root": "s3://bucket/simsiam"}, "kfp", "p.yaml", "cannot open s3:// paths"),
+    ({"image": IMAGE, "pipeline_root": "s3://bucket/simsiam"}, "vertex", "p.json", "writes only to Cloud Storage"),
+    ({"image": "example.com/simsiam:0.1.0", "pipeline_root": ROOT}, "kfp", "p.yaml", "is a tag, which can move"),
+    ({"image": IMAGE, "gpu_image": "example.com/gpu:latest", "trainer_gpus": 1, "pipeline_root": ROOT}, "kfp",
+     "p.yaml", "--gpu-image example.com/gpu:latest is a tag"),
+    ({"image": IMAGE, "pipeline_root": ROOT, "beam_memory": 0}, "kfp", "p.yaml", "must be positive"),
 ])
 def test_mistakes_are_config_errors(tmp_path, kwargs, target, output, message):
     with pytest.raises(ConfigError, match=message):
         compile_pipeline(PipelineConfig(), KubeflowConfig(**kwargs), str(tmp_path / output), target)
+
+
+def test_a_mutable_tag_is_accepted_when_asked_for(tmp_path):
+    kconfig = KubeflowConfig(image="example.com/simsiam:0.1.0", pipeline_root=ROOT, allow_mutable_image=True)
+    spec = load_spec(compile_pipeline(PipelineConfig(), kconfig, str(tmp_path / "p.yaml"), "kfp"))
+    assert spec["deploymentSpec"]["executors"]["Transform_executor"]["container"]["image"] == "example.com/simsiam:0.1.0"
 
 
 def test_cli_compile_writes_the_file_and_reports_mistakes_in_one_line(tmp_path, capsys):

@@ -32,7 +32,7 @@ TIMEOUT_S = 300
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
     out = tmp_path_factory.mktemp("compiled")
-    kconfig = KubeflowConfig(image="example.com/simsiam:test", pipeline_root="gs://bucket/simsiam")
+    kconfig = KubeflowConfig(image="example.com/simsiam@sha256:" + "0" * 64, pipeline_root="gs://bucket/simsiam")
     # Compilation is offline, so a gs:// root is fine; the run below overrides input_base.
     return load_spec(compile_pipeline(PipelineConfig(), kconfig, str(out / "pipeline.yaml"), "kfp"))
 

@@ -57,3 +57,19 @@ def test_a_user_mistake_at_run_time_is_one_line_and_exit_2(monkeypatch, capsys):
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "simsiam-tfx: error: 2 GPU(s) requested for this Trainer but TensorFlow sees 0"]
+
+
+def test_the_launchers_executor_logs_output_is_not_passed_to_tfx(capsys):
+    """KFP >= 2.5 adds `executor-logs` (system.Artifact) to every task's outputs; TFX would fail
+    importing a class for it. Outputs TFX can type stay, and a typed invocation is left as is."""
+    executor_input = invocation(EXAMPLES_TYPE)
+    executor_input["outputs"]["artifacts"] = {
+        "statistics": {"artifacts": [{"name": "statistics", "uri": "gs://b/s", "type": {"schemaTitle": "tfx.ExampleStatistics"}}]},
+        "executor-logs": {"artifacts": [{"name": "executor-logs", "uri": "gs://b/logs",
+                                         "type": {"schemaTitle": "system.Artifact"}}]}}
+    args = entrypoint.patched_argv(argv(executor_input))
+    assert set(sent(args)["outputs"]["artifacts"]) == {"statistics"}
+    assert "outputs kept by the launcher, not passed to TFX: executor-logs (system.Artifact)" in capsys.readouterr().out
+    without_logs = invocation(EXAMPLES_TYPE)
+    without_logs["outputs"]["artifacts"] = {"statistics": executor_input["outputs"]["artifacts"]["statistics"]}
+    assert entrypoint.patched_argv(argv(without_logs)) == argv(without_logs)

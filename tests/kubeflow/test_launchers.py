@@ -1,28 +1,33 @@
-"""The whole compiled pipeline, run as open-source KFP and as Vertex AI run it (slow): scheduled
-retraining on a growing folder of images.
+"""The whole compiled pipeline, run as a stock open-source KFP install and as Vertex AI run it
+(slow): scheduled retraining on a growing folder of images.
 
-tests/kubeflow/launcher.py plays each launcher (its docstring says what is and is not emulated):
-every task runs as a subprocess of its own container command and arguments from the spec, with
-the ExecutorInput the launcher would build. The object store is a local folder: the compiled
-pipeline root is mapped onto it, as a bucket mount would.
+tests/kubeflow/launcher.py plays each launcher (its docstring says what is and is not emulated,
+with the kubeflow/pipelines lines it follows): every task runs as a subprocess of its own container
+command and arguments from the spec, with the ExecutorInput the launcher would build. KFP runs
+with a stock install's defaults: the driver's `executor-logs` output on every task, the pipeline
+root resolved as the root-DAG driver resolves it (here: the root `simsiam-tfx kfp run` sends),
+output metadata converted through MLMD, input types left out. The object store is a local folder:
+the bucket is mapped onto it, as a mount would.
 
 Every run is started the way a schedule starts it: the same (compiled default) parameters. The
 first task, PlanData, resolves the data version (span) from the image folder as it is then.
-Per target:
-  run 1 on a folder of images trains, blesses and pushes a model serving the folder's classes;
-  run 2 with no new image: the same span, ExampleGen and both Trainers are cache hits, nothing
-        is pushed;
-  images added, run 3: a new span, ExampleGen re-executes, the Trainers train on the new count,
-        the Evaluator compares with run 1's pushed model, and the push follows the gate (kfp: a
-        change threshold no model can meet, so "worse is not pushed"; vertex: the real gate,
-        blessing and push agree); vertex is compiled with --warm-start, so its run 3 pre-trains
-        from the encoder of run 1's served model;
-  run 4 stops at PlanData with one line (kfp: a half-written manifest; vertex: the images gone),
-        before any training, and the served model stays.
+  kfp, run 1 on a folder of images trains, blesses and pushes a model serving the folder's
+        classes; run 2 with no new image: the same span, ExampleGen and both Trainers are cache
+        hits, nothing is pushed; images added, run 3: a new span, ExampleGen re-executes, the
+        Trainers train on the new count (pre-training warm-started from the served model's
+        encoder, --warm-start), the Evaluator compares with run 1's pushed model, and a change
+        threshold no model can meet keeps it from being pushed ("worse is not pushed"); run 4
+        stops at PlanData with one line (a half-written manifest) before any training, and the
+        served model stays.
+  vertex, what only it proves: typed inputs named by resource name, ExampleGen's driver hook
+        before the cache lookup, and the cache hit of run 2 with the hook's fingerprint in the key.
+
+The unpatched cases are kept as tests: TFX's own entrypoint fails on the stock install's
+executor-logs and on untyped inputs, a run created without a pipeline root fails at its first
+artifact, and a null in output metadata fails the task as MLMD's converter does.
 """
 import json
 import os
-import shutil
 import time
 
 import numpy as np
@@ -31,24 +36,22 @@ import pytest
 from simsiam_tfx.components import sources
 from simsiam_tfx.components.model_record import PUSH_RECORD, pushed_versions
 from simsiam_tfx.config import DataConfig, PipelineConfig
-from simsiam_tfx.kubeflow.compile import (
-    PARAM_EVAL_CONFIG,
-    PARAM_INPUT_BASE,
-    KubeflowConfig,
-    compile_pipeline,
-    load_spec,
-)
+from simsiam_tfx.kubeflow.commands import run_pipeline_root
+from simsiam_tfx.kubeflow.compile import PARAM_EVAL_CONFIG, PARAM_INPUT_BASE, KubeflowConfig, compile_pipeline
 from simsiam_tfx.pipeline.cli import served_record
 from simsiam_tfx.pipeline.summary import evaluation_result
 from tests import data_factory
-from tests.kubeflow.launcher import Launcher, TaskFailed
+from tests.kubeflow.launcher import EXECUTOR_LOGS, KFP_DEFAULT_ROOT, Launcher, TaskFailed
 
-ROOT = "gs://emulated-bucket/simsiam"
+BUCKET = "gs://emulated-bucket"
+ROOT = f"{BUCKET}/simsiam"
+IMAGE = "example.com/simsiam@sha256:" + "0" * 64
 IMAGE_SIZE = 16
 CLASSES = 3
 FIRST_IMAGES, NEW_IMAGES = 90, 45
 UPSTREAM_OF_TRAINERS = ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies",
                         "Transform", "SimSiamPretrain", "LinearProbe")
+TFX_ENTRYPOINT = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 
 
 def tiny_config() -> PipelineConfig:
@@ -65,13 +68,29 @@ def tiny_config() -> PipelineConfig:
     return config
 
 
-def compiled(tmp_path, target: str, local_root: str, config: PipelineConfig | None = None) -> dict:
-    """The spec compiled for `target`, with the bucket mapped onto `local_root`."""
+def compiled(tmp_path, target: str, config: PipelineConfig | None = None) -> tuple[dict, str]:
+    """(the spec compiled for `target`, the pipeline root a run of it is created with: what
+    `simsiam-tfx kfp run` sends, or the Vertex job's gcsOutputDirectory)."""
     suffix = ".yaml" if target == "kfp" else ".json"
-    path = compile_pipeline(config or tiny_config(),
-                            KubeflowConfig(image="example.com/simsiam:test", pipeline_root=ROOT),
+    path = compile_pipeline(config or tiny_config(), KubeflowConfig(image=IMAGE, pipeline_root=ROOT),
                             str(tmp_path / f"pipeline{suffix}"), target)
-    return json.loads(json.dumps(load_spec(path, target)).replace(ROOT, local_root))
+    from simsiam_tfx.kubeflow.compile import load_spec
+    spec = load_spec(path, target)
+    if target == "kfp":
+        return spec, run_pipeline_root(spec)
+    with open(path) as f:
+        return spec, json.load(f)["runtimeConfig"]["gcsOutputDirectory"]
+
+
+def launcher(tmp_path, target, spec, run_root, **kwargs) -> Launcher:
+    return Launcher(spec, target, str(tmp_path / "state"), run_root=run_root,
+                    buckets={BUCKET: str(tmp_path / "bucket")}, **kwargs)
+
+
+def only_tasks(spec: dict, names) -> dict:
+    spec = json.loads(json.dumps(spec))
+    spec["root"]["dag"]["tasks"] = {n: t for n, t in spec["root"]["dag"]["tasks"].items() if n in names}
+    return spec
 
 
 def data_plan(root: str) -> str:
@@ -109,36 +128,19 @@ def pretrained_on(run) -> int:
         return json.load(f)["num_examples"]
 
 
-def timed(launcher, parameters, label, times):
+def timed(runner, parameters, label, times):
     start = time.perf_counter()
-    result = launcher.run(parameters)
+    result = runner.run(parameters)
     times[label] = round(time.perf_counter() - start, 1)
     return result
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("target", ["kfp", "vertex"])
-def test_scheduled_runs_retrain_only_on_new_images_under_each_launcher(tmp_path, target):
+def first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root):
     import tensorflow as tf
-    local_root = str(tmp_path / "bucket")
-    images = os.path.join(local_root, "images")
-    data_factory.write_image_folder(images, FIRST_IMAGES, classes=CLASSES, size=20)
-    config = tiny_config()
-    config.pretrain.warm_start = target == "vertex"
-    spec = compiled(tmp_path, target, local_root, config)
-    launcher = Launcher(spec, target, os.path.join(local_root, "tfx"), str(tmp_path / "state"))
-    serving_dir = os.path.join(local_root, "serving_model")
-    span_root = os.path.join(local_root, "data")
-    schedule = {}  # a schedule's runs: the compiled defaults, every time
-    times: dict[str, float] = {}
-
-    first = timed(launcher, schedule, "run 1 (new data)", times)
     assert set(first.states.values()) == {"executed"}
     assert first.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-1")
     assert blessed(first) and pushed(first)
     assert evaluation(first)["baseline_accuracy"] is None  # nothing pushed before: floor only
-    if target == "kfp":  # inputs arrived untyped, and our entrypoint restored them
-        assert "restored the declared types" in first.logs["StatisticsGen"]
     examples = first.artifact("ExampleGen", "examples")["metadata"]
     assert int(examples["data_span"]) == 1 and json.loads(examples["class_names"]) == [f"class{i}" for i in range(CLASSES)]
     assert pretrained_on(first) == example_counts(first)["pretrain"] > 0
@@ -157,8 +159,10 @@ def test_scheduled_runs_retrain_only_on_new_images_under_each_launcher(tmp_path,
     assert record["data"]["class_names"] == [f"class{i}" for i in range(CLASSES)]
     policy = first.artifact("SimSiamPretrain", "model")["metadata"]
     assert policy["retraining_policy"] == "from_scratch" and record["retraining"]["policy"] == "from_scratch"
+    return version
 
-    second = timed(launcher, schedule, "run 2 (no new image)", times)
+
+def second_run_is_cached_and_pushes_nothing(second, serving_dir, span_root, version):
     assert second.states["PlanData"] == "executed"  # never cached: it looks at the data every run
     assert second.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-1")
     for task in UPSTREAM_OF_TRAINERS:
@@ -168,9 +172,44 @@ def test_scheduled_runs_retrain_only_on_new_images_under_each_launcher(tmp_path,
     assert evaluation(second)["baseline_accuracy"] == pytest.approx(evaluation(second)["accuracy"])
     assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
 
+
+@pytest.mark.slow
+def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_path):
+    bucket = str(tmp_path / "bucket")
+    images = os.path.join(bucket, "simsiam", "images")
+    data_factory.write_image_folder(images, FIRST_IMAGES, classes=CLASSES, size=20)
+    config = tiny_config()
+    config.pretrain.warm_start = True
+    spec, run_root = compiled(tmp_path, "kfp", config)
+    assert run_root == f"{ROOT}/tfx"
+    kfp = launcher(tmp_path, "kfp", spec, run_root)  # a stock install: publish logs on, no ConfigMap
+    serving_dir = os.path.join(bucket, "simsiam", "serving_model")
+    span_root = os.path.join(bucket, "simsiam", "data")
+    schedule = {}  # a schedule's runs: the compiled defaults, every time
+    times: dict[str, float] = {}
+
+    first = timed(kfp, schedule, "run 1 (new data)", times)
+    version = first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root)
+    # The stock install's extras, handled: inputs arrived untyped and were given their types; the
+    # driver's executor-logs output was kept from TFX and the launcher published the log.
+    assert "restored the declared types" in first.logs["StatisticsGen"]
+    assert "not passed to TFX: executor-logs (system.Artifact)" in first.logs["ExampleGen"]
+    logs = first.artifact("Transform", EXECUTOR_LOGS)
+    assert logs["uri"].startswith(os.path.join(bucket, "simsiam", "tfx", "simsiam-tfx"))
+    with open(logs["uri"]) as f:
+        assert "outputs kept by the launcher" in f.read()
+    # Metadata came back through MLMD's conversion: numbers as doubles, the launcher's own keys added.
+    examples = first.artifact("ExampleGen", "examples")["metadata"]
+    assert examples["display_name"] == "examples" and isinstance(examples["data_span"], float)
+    # What the launcher would copy onto each pod before its command: every input, whole.
+    assert first.copy_in_bytes["PlanData"] == 0
+    assert first.copy_in_bytes["Transform"] > first.copy_in_bytes["ExampleValidator"] > 0
+
+    second = timed(kfp, schedule, "run 2 (no new image)", times)
+    second_run_is_cached_and_pushes_nothing(second, serving_dir, span_root, version)
+
     data_factory.write_image_folder(images, NEW_IMAGES, classes=CLASSES, size=20, start=FIRST_IMAGES)
-    parameters = {PARAM_EVAL_CONFIG: impossible_eval_config(spec)} if target == "kfp" else schedule
-    third = timed(launcher, parameters, "run 3 (images added)", times)
+    third = timed(kfp, {PARAM_EVAL_CONFIG: impossible_eval_config(spec)}, "run 3 (images added)", times)
     assert third.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-2")
     for task in UPSTREAM_OF_TRAINERS:
         assert third.states[task] == "executed", task
@@ -181,55 +220,154 @@ def test_scheduled_runs_retrain_only_on_new_images_under_each_launcher(tmp_path,
     assert int(third.artifact("PushedBaseline", "baseline_model")["metadata"]["pushed_version"]) == version.version
     assert evaluation(third)["baseline_accuracy"] is not None
     policy = third.artifact("SimSiamPretrain", "model")["metadata"]
-    if target == "vertex":  # --warm-start: from the encoder of the model run 1 pushed
-        assert policy["retraining_policy"] == "warm_start", policy
-        assert int(policy["warm_start_from_version"]) == version.version
-    else:
-        assert policy["retraining_policy"] == "from_scratch"
-    assert served_record(serving_dir)["data"]["span"] == (2 if pushed(third) else 1)
-    if target == "kfp":  # a gate no model can pass: worse (here: not 2.0 better) is not pushed
-        assert not blessed(third) and not pushed(third)
-        assert any("against the last blessed model" in f for f in evaluation(third)["failures"])
-        assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
-    else:  # the real gate decides; blessing and push agree
-        assert pushed(third) == blessed(third)
-        newest = pushed_versions(serving_dir)[-1]
-        assert (newest.version > version.version) == blessed(third)
-    served_before = [v.version for v in pushed_versions(serving_dir)]
+    assert policy["retraining_policy"] == "warm_start", policy  # from the encoder of run 1's model
+    assert int(policy["warm_start_from_version"]) == version.version
+    # A gate no model can pass: worse (here: not 2.0 better) is not pushed.
+    assert not blessed(third) and not pushed(third)
+    assert any("against the last blessed model" in f for f in evaluation(third)["failures"])
+    assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
+    assert served_record(serving_dir)["data"]["span"] == 1
 
     # A broken data version stops the run at its first step, with one line, before any training.
-    if target == "kfp":
-        manifest = os.path.join(span_root, "span-2", sources.PLAN_FILE)
-        with open(manifest, "r+") as f:
-            f.truncate(200)
-        expected = f"data manifest {manifest} is corrupt or half-written"
-    else:
-        shutil.rmtree(images)
-        os.makedirs(images)
-        expected = "a labelled folder needs at least 2 class sub-folders with images, found 0"
+    manifest = os.path.join(span_root, "span-2", sources.PLAN_FILE)
+    with open(manifest, "r+") as f:
+        f.truncate(200)
     with pytest.raises(TaskFailed) as failed:
-        launcher.run(schedule)
+        kfp.run(schedule)
     assert failed.value.task == "PlanData" and failed.value.returncode == 2
     [line] = [x for x in failed.value.output.strip().splitlines() if x.startswith("simsiam-tfx: error:")]
-    assert expected in line
-    assert [v.version for v in pushed_versions(serving_dir)] == served_before
-    print(f"\n[timing] {target}: " + ", ".join(f"{k}: {v} s" for k, v in times.items()))
+    assert f"data manifest {manifest} is corrupt or half-written" in line
+    assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
+    print("\n[timing] kfp: " + ", ".join(f"{k}: {v} s" for k, v in times.items()))
+    print("[copy-in] kfp run 1, bytes per task: " + ", ".join(f"{k}: {v}" for k, v in first.copy_in_bytes.items()))
+
+
+@pytest.mark.slow
+def test_vertex_typed_inputs_driver_hook_and_cache(tmp_path):
+    bucket = str(tmp_path / "bucket")
+    data_factory.write_image_folder(os.path.join(bucket, "simsiam", "images"), FIRST_IMAGES, classes=CLASSES, size=20)
+    spec, run_root = compiled(tmp_path, "vertex")
+    vertex = launcher(tmp_path, "vertex", spec, run_root)
+    serving_dir = os.path.join(bucket, "simsiam", "serving_model")
+    span_root = os.path.join(bucket, "simsiam", "data")
+    first = vertex.run({})
+    version = first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root)
+    assert "ExampleGen (driver)" in first.logs  # the preCacheCheck hook ran before the cache lookup
+    assert not any("restored the declared types" in log for log in first.logs.values())  # typed by Vertex
+    assert EXECUTOR_LOGS not in first.outputs["ExampleGen"]
+    second_run_is_cached_and_pushes_nothing(vertex.run({}), serving_dir, span_root, version)
+
+
+# ---- the stock install without our fixes (kept: each shows one reason a step fails) -----------
+def first_steps(tmp_path, command=None) -> tuple[dict, str]:
+    """PlanData, ExampleGen and StatisticsGen of the compiled KFP spec; `command` replaces our
+    entrypoint on the TFX steps."""
+    spec, run_root = compiled(tmp_path, "kfp")
+    spec = only_tasks(spec, ("PlanData", "ExampleGen", "StatisticsGen"))
+    if command:
+        for name, executor in spec["deploymentSpec"]["executors"].items():
+            if name != "PlanData_executor":  # ours, not TFX's: it only passes the plan below on
+                executor["container"]["command"] = list(command)
+    return spec, run_root
+
+
+@pytest.mark.slow
+def test_tfx_entrypoint_alone_fails_on_the_executor_logs_output_of_a_stock_kfp(tmp_path):
+    """Confirms the issue: with publishing logs on (the default), TFX 1.21's own entrypoint stops
+    at the first TFX step (ExampleGen), importing a class for the type `system.Artifact`."""
+    spec, run_root = first_steps(tmp_path, TFX_ENTRYPOINT)
+    with pytest.raises(TaskFailed) as failed:
+        launcher(tmp_path, "kfp", spec, run_root).run({PARAM_INPUT_BASE: data_plan(str(tmp_path / "data"))})
+    assert failed.value.task == "ExampleGen"
+    assert "No module named 'system'" in failed.value.output
 
 
 @pytest.mark.slow
 def test_tfx_entrypoint_alone_fails_on_the_untyped_inputs_of_open_source_kfp(tmp_path):
-    """Confirms the issue: TFX 1.21's own entrypoint, given inputs the way the OSS driver sends
-    them, stops at the first step with an input artifact (StatisticsGen)."""
-    local_root = str(tmp_path / "bucket")
-    spec = compiled(tmp_path, "kfp", local_root)
-    for name, executor in spec["deploymentSpec"]["executors"].items():
-        if name != "PlanData_executor":  # ours, not TFX's: it only passes the plan below on
-            executor["container"]["command"] = ["python", "-m",
-                                                "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
-    spec["root"]["dag"]["tasks"] = {name: task for name, task in spec["root"]["dag"]["tasks"].items()
-                                    if name in ("PlanData", "ExampleGen", "StatisticsGen")}
-    launcher = Launcher(spec, "kfp", os.path.join(local_root, "tfx"), str(tmp_path / "state"))
+    """With PUBLISH_LOGS=false, TFX's own entrypoint gets past ExampleGen and then stops at the first
+    step with an input artifact (StatisticsGen): the driver sends inputs without a schema."""
+    spec, run_root = first_steps(tmp_path, TFX_ENTRYPOINT)
     with pytest.raises(TaskFailed) as failed:
-        launcher.run({PARAM_INPUT_BASE: data_plan(str(tmp_path / "data"))})
+        launcher(tmp_path, "kfp", spec, run_root, publish_logs=False).run(
+            {PARAM_INPUT_BASE: data_plan(str(tmp_path / "data"))})
     assert failed.value.task == "StatisticsGen"
     assert "AttributeError: 'NoneType' object has no attribute 'get'" in failed.value.output
+
+
+@pytest.mark.slow
+def test_a_run_created_without_a_pipeline_root_writes_to_minio_and_fails(tmp_path):
+    """What `kfp run` sent before: no pipeline root. The driver falls back to the cluster default,
+    minio://mlpipeline/v2/artifacts, which neither Beam nor TensorFlow can open: the first step
+    writing an artifact fails (ExampleGen, in Beam's write). The same steps with the namespace's
+    kfp-launcher ConfigMap naming the bucket run."""
+    spec, _ = first_steps(tmp_path)
+    plan = data_plan(str(tmp_path / "data"))
+    stock = launcher(tmp_path, "kfp", spec, None)
+    assert stock.remote_root == KFP_DEFAULT_ROOT
+    with pytest.raises(TaskFailed) as failed:
+        stock.run({PARAM_INPUT_BASE: plan})
+    assert failed.value.task == "ExampleGen"
+    assert "Unable to get filesystem from specified path" in failed.value.output
+    assert "Path specified: minio://mlpipeline/v2/artifacts/simsiam-tfx/" in failed.value.output
+    configured = launcher(tmp_path, "kfp", spec, None, configmap_root=f"{ROOT}/tfx")
+    result = configured.run({PARAM_INPUT_BASE: plan})
+    assert result.states["StatisticsGen"] == "executed"
+    assert result.artifact("ExampleGen", "examples")["uri"].startswith(str(tmp_path / "bucket"))
+
+
+def fake_spec(metadata: dict, received: str = "") -> dict:
+    """Two container tasks: `write` outputs an artifact with `metadata`; `read` consumes it and
+    saves the ExecutorInput it was given to `received` (tests/kubeflow/fake_step.py)."""
+    def component(role):
+        return {"executorLabel": f"{role}_executor",
+                **({"outputDefinitions": {"artifacts": {"out": {"artifactType": {"schemaTitle": "system.Dataset"}}}}}
+                   if role == "write" else
+                   {"inputDefinitions": {"artifacts": {"data": {"artifactType": {"schemaTitle": "system.Dataset"}}}}})}
+    executors = {f"{role}_executor": {"container": {
+        "image": IMAGE, "command": ["python", "-m", "tests.kubeflow.fake_step"],
+        "args": [role, json.dumps(metadata) if role == "write" else received, "{{$}}"]}} for role in ("write", "read")}
+    return {"pipelineInfo": {"name": "fake"}, "components": {"write": component("write"), "read": component("read")},
+            "deploymentSpec": {"executors": executors},
+            "root": {"dag": {"tasks": {
+                "write": {"taskInfo": {"name": "write"}, "componentRef": {"name": "write"}},
+                "read": {"taskInfo": {"name": "read"}, "componentRef": {"name": "read"},
+                         "inputs": {"artifacts": {"data": {"taskOutputArtifact": {
+                             "producerTask": "write", "outputArtifactKey": "out"}}}}}}}}}
+
+
+def test_output_metadata_goes_through_mlmd_as_the_kfp_launcher_converts_it(tmp_path):
+    metadata = {"name": "x", "count": 3, "ok": True, "tags": ["a", "b"], "nested": {"k": 1}}
+    received_path = str(tmp_path / "received.json")
+    spec = fake_spec(metadata, received_path)
+    kfp = Launcher(spec, "kfp", str(tmp_path / "state"), run_root=f"{BUCKET}/root",
+                   buckets={BUCKET: str(tmp_path / "bucket")})
+    kfp.run()
+    with open(received_path) as f:
+        received = json.load(f)["inputs"]["artifacts"]["data"]["artifacts"][0]
+    assert received["type"] == {"instanceSchema": ""}  # no schema (metadata/client.go)
+    assert received["metadata"] == {"name": "x", "count": 3.0, "ok": 1.0, "tags": {"list": ["a", "b"]},
+                                    "nested": {"struct": {"k": 1}}, "display_name": "out",
+                                    "store_session_info": '{"Provider": "gs", "Params": {}}'}
+    # Vertex passes the metadata as sent.
+    vertex = Launcher(spec, "vertex", str(tmp_path / "vstate"), run_root=f"{BUCKET}/vroot",
+                      buckets={BUCKET: str(tmp_path / "bucket")})
+    vertex.run()
+    with open(received_path) as f:
+        assert json.load(f)["inputs"]["artifacts"]["data"]["artifacts"][0]["metadata"] == metadata
+
+
+def test_a_null_in_output_metadata_fails_the_task_on_kfp(tmp_path):
+    """converter.go StructValueToMLMDValue has no case for null ("TODO: support null")."""
+    kfp = Launcher(fake_spec({"name": "x", "missing": None}), "kfp", str(tmp_path / "state"),
+                   run_root=f"{BUCKET}/root", buckets={BUCKET: str(tmp_path / "bucket")})
+    with pytest.raises(TaskFailed) as failed:
+        kfp.run()
+    assert failed.value.task == "write" and "unknown/unsupported value type" in failed.value.output
+
+
+def test_an_output_uri_the_launcher_cannot_map_fails_before_the_command(tmp_path):
+    kfp = Launcher(fake_spec({}), "kfp", str(tmp_path / "state"), run_root="hdfs://namenode/root")
+    with pytest.raises(TaskFailed) as failed:
+        kfp.run()
+    assert "failed to generate local storage path for output artifact 'out'" in failed.value.output
+    assert not os.path.exists(str(tmp_path / "state" / "pods"))
