@@ -148,12 +148,31 @@ def api_errors(service: str):
 
 
 # ---- Kubeflow Pipelines ---------------------------------------------------------------------
+def kfp_token(args) -> str | None:
+    """The bearer token, from --token-file or KFP_TOKEN; never from argv, where every local user
+    sees it (ps) and the shell history keeps it."""
+    if args.token is not None:
+        raise ConfigError("--token on the command line is visible to other users (ps) and kept in shell history: "
+                          "pass --token-file FILE or set KFP_TOKEN")
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read --token-file {args.token_file}: "
+                              f"{getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
+        if not token:
+            raise ConfigError(f"--token-file {args.token_file} is empty")
+        return token
+    return os.environ.get("KFP_TOKEN") or None
+
+
 def kfp_client(args):
     import kfp
     host = args.host or os.environ.get("KF_PIPELINES_ENDPOINT")
     if not host:
         raise ConfigError("--host is required (or KF_PIPELINES_ENDPOINT), e.g. http://localhost:8080")
-    return kfp.Client(host=host, existing_token=args.token or os.environ.get("KFP_TOKEN"),
+    return kfp.Client(host=host, existing_token=kfp_token(args),
                       client_id=args.iap_client_id, namespace=args.namespace or "kubeflow")
 
 
@@ -325,7 +344,8 @@ def _add_kfp_parser(subparsers) -> None:
                        ("schedule", "create a recurring run")):
         p = ksub.add_parser(name, help=text)
         p.add_argument("--host", help="KFP API endpoint (default: $KF_PIPELINES_ENDPOINT)")
-        p.add_argument("--token", help="bearer token (default: $KFP_TOKEN)")
+        p.add_argument("--token-file", metavar="FILE", help="file holding the bearer token (default: $KFP_TOKEN)")
+        p.add_argument("--token", help=argparse.SUPPRESS)  # refused with a line saying how to pass it
         p.add_argument("--iap-client-id", help="OAuth client id of an IAP-protected endpoint")
         p.add_argument("--namespace", help="Kubeflow namespace (multi-user deployments)")
         p.add_argument("--package", required=True, metavar="FILE", help="the .yaml from `compile --target kfp`")

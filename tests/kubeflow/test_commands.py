@@ -78,9 +78,11 @@ def _sent(requests, method, path):
     return found[-1]
 
 
-def test_kfp_upload_and_upload_version(files, kfp_server, capsys):
+def test_kfp_upload_and_upload_version(files, kfp_server, capsys, tmp_path):
     host, requests = kfp_server
-    assert cli.main(["kfp", "upload", "--host", host, "--token", "t0k", "--package", files["yaml"]]) == 0
+    token = tmp_path / "token"
+    token.write_text("t0k\n")
+    assert cli.main(["kfp", "upload", "--host", host, "--token-file", str(token), "--package", files["yaml"]]) == 0
     upload = _sent(requests, "POST", "/apis/v2beta1/pipelines/upload")
     assert "name=simsiam-tfx" in upload["query"]
     assert b"ExampleGen" in upload["body"] and upload["auth"] == "Bearer t0k"
@@ -110,6 +112,24 @@ def test_kfp_run_sends_the_spec_and_only_the_changed_parameters(files, kfp_serve
     assert all(t.get("cachingOptions", {}).get("enableCache") is not True for t in tasks.values())
     # The root TFX compiled for: without it the run would write to the cluster's minio:// default.
     assert run["runtime_config"]["pipeline_root"] == f"{ROOT}/tfx"
+
+
+def test_a_token_comes_from_a_file_or_the_environment_never_argv(files, kfp_server, capsys, monkeypatch, tmp_path):
+    host, requests = kfp_server
+    base = ["kfp", "upload", "--host", host, "--package", files["yaml"]]
+    assert cli.main([*base, "--token", "s3cret"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "--token on the command line is visible to other users" in line and "s3cret" not in line
+    assert cli.main([*base, "--token-file", str(tmp_path / "missing")]) == 2
+    assert "cannot read --token-file" in capsys.readouterr().err
+    (tmp_path / "empty").write_text("")
+    assert cli.main([*base, "--token-file", str(tmp_path / "empty")]) == 2
+    assert "is empty" in capsys.readouterr().err
+    assert not [r for r in requests if r["method"] == "POST"]
+    monkeypatch.setenv("KFP_TOKEN", "from-env")
+    assert cli.main(base) == 0
+    assert _sent(requests, "POST", "/apis/v2beta1/pipelines/upload")["auth"] == "Bearer from-env"
+    assert "from-env" not in capsys.readouterr().out
 
 
 def test_kfp_run_pipeline_root_override_and_refusal(files, kfp_server, capsys):
