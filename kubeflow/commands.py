@@ -50,7 +50,7 @@ def _cmd_compile(args) -> int:
         image=args.image, pipeline_root=args.pipeline_root, input_base=args.input_base or "",
         gpu_image=args.gpu_image or "", trainer_cpu=args.trainer_cpu, trainer_memory=args.trainer_memory,
         trainer_gpus=args.trainer_gpus, gpu_type=args.gpu_type, beam_pipeline_args=args.beam_arg,
-        beam_cpu=args.beam_cpu, beam_memory=args.beam_memory, beam_disk=args.beam_disk,
+        beam_cpu=args.beam_cpu, beam_memory=args.beam_memory, input_disk=args.input_disk,
         allow_mutable_image=args.allow_mutable_image)
     path = compile_pipeline(config_from_args(args), kconfig, args.output, args.target)
     print(f"compiled for {args.target}: {path}")
@@ -328,9 +328,10 @@ def _add_compile_parser(subparsers) -> None:
                    help="vCPUs per Beam step (ExampleGen, StatisticsGen, Transform, Evaluator); KFP: a request, "
                         "Vertex: a limit (default: 1)")
     c.add_argument("--beam-memory", type=float, default=4.0, help="memory per Beam step in GB (default: 4)")
-    c.add_argument("--beam-disk", type=float,
-                   help="KFP: GB of volume per Beam step for the launcher's copy of its inputs (a generic ephemeral "
-                        "volume of the default storage class, mounted at /gcs); default: the node's disk")
+    c.add_argument("--input-disk", type=float, metavar="GB",
+                   help="KFP: a volume of GB per step with input artifacts, where the launcher copies them before the "
+                        "step runs (a generic ephemeral volume of the default storage class, at /gcs); default: the "
+                        "node's disk")
     c.add_argument("--allow-mutable-image", action="store_true",
                    help="accept --image/--gpu-image by tag instead of @sha256 digest (a re-pushed tag reuses "
                         "cached results of the old code)")

@@ -35,9 +35,9 @@ After TFX's compiler, per target (`finish_spec`):
     its scheme must be one TensorFlow (the pipeline image's, the same version) opens, and for KFP
     also one the launcher can copy to the pod (component/launcher_v2.go LocalPathForURI);
   - every Beam step requests CPU and memory (KFP: requests, so the pods are not BestEffort;
-    Vertex: limits, which pick the machine) and, for KFP, optionally a volume for the launcher's
-    copy of its inputs (kfp-kubernetes' generic ephemeral volume, mounted where the launcher
-    downloads gs:// artifacts: /gcs);
+    Vertex: limits, which pick the machine); for KFP, every step with input artifacts can get a
+    volume for the launcher's copy of them (kfp-kubernetes' generic ephemeral volume, mounted where
+    the launcher downloads gs:// artifacts: /gcs);
   - images are named by digest: KFP and Vertex put the image string in each step's cache key, so
     a tag pushed again with new code would hit the old cache entries.
 """
@@ -89,7 +89,7 @@ class KubeflowConfig:
     gpu_type: str | None = None  # None: the target's default (VERTEX_DEFAULT_GPU / KFP_GPU_RESOURCE)
     beam_cpu: float = 1.0  # vCPUs per Beam step (ExampleGen, StatisticsGen, Transform, Evaluator)
     beam_memory: float = 4.0  # GB per Beam step
-    beam_disk: float | None = None  # GB of volume per Beam step for the launcher's input copy (KFP)
+    input_disk: float | None = None  # KFP: GB of volume per step with inputs, for the launcher's copy of them
     allow_mutable_image: bool = False  # accept IMAGE:TAG (stale cache hits when the tag moves)
     # Beam flags for StatisticsGen/Transform/Evaluator...; None keeps PipelineConfig's (in-process).
     beam_pipeline_args: list[str] | None = None
@@ -119,8 +119,8 @@ class KubeflowConfig:
                               "LOCK=requirements-gpu.lock)")
         if self.trainer_gpus < 0 or (self.trainer_cpu or 0) < 0 or (self.trainer_memory or 0) < 0:
             raise ConfigError("trainer resources must be non-negative")
-        if self.beam_cpu <= 0 or self.beam_memory <= 0 or (self.beam_disk is not None and self.beam_disk <= 0):
-            raise ConfigError("--beam-cpu, --beam-memory and --beam-disk must be positive")
+        if self.beam_cpu <= 0 or self.beam_memory <= 0 or (self.input_disk is not None and self.input_disk <= 0):
+            raise ConfigError("--beam-cpu, --beam-memory and --input-disk must be positive")
         return self
 
     def accelerator(self, target: str) -> str:
@@ -199,7 +199,7 @@ def beam_resources(kconfig: KubeflowConfig, target: str) -> dict[str, float]:
 def input_volume(kconfig: KubeflowConfig) -> dict[str, Any]:
     """kfp-kubernetes GenericEphemeralVolume (kubernetes_executor_config.proto; driver/k8s.go mounts
     it): a claim of the default storage class, mounted where the launcher copies gs:// inputs."""
-    size = f"{kconfig.beam_disk:g}G"
+    size = f"{kconfig.input_disk:g}G"
     return {"genericEphemeralVolume": [{"volumeName": INPUT_VOLUME, "mountPath": KFP_INPUT_MOUNT,
                                         "accessModes": ["ReadWriteOnce"], "size": size,
                                         "defaultStorageClass": True}]}
@@ -289,10 +289,12 @@ def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str,
         if name in beam_executors:
             container["resources"] = beam_resources(kconfig, target)
     add_plan_step(spec, kconfig.image)
-    if target != "kfp" or kconfig.beam_disk is None:
+    if target != "kfp" or kconfig.input_disk is None:
         return {}
+    with_inputs = sorted(c["executorLabel"] for c in spec["components"].values()
+                         if c.get("inputDefinitions", {}).get("artifacts"))
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
-        name: input_volume(kconfig) for name in sorted(beam_executors)}}}}}
+        name: input_volume(kconfig) for name in with_inputs}}}}}
 
 
 def add_plan_step(spec: dict[str, Any], image: str) -> None:

@@ -31,7 +31,7 @@ EXPECTED_UPSTREAM = {
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("kf")
     kconfig = KubeflowConfig(image=IMAGE, gpu_image=GPU_IMAGE, pipeline_root=ROOT, trainer_cpu=8, trainer_memory=30,
-                             trainer_gpus=1, gpu_type="NVIDIA_L4", beam_cpu=2, beam_memory=6, beam_disk=50,
+                             trainer_gpus=1, gpu_type="NVIDIA_L4", beam_cpu=2, beam_memory=6, input_disk=50,
                              beam_pipeline_args=["--runner=DataflowRunner", "--region=europe-west4"])
     config = PipelineConfig()
     config.pretrain.epochs, config.eval.min_accuracy = 7, 0.3
@@ -116,9 +116,10 @@ def test_trainers_and_beam_steps_carry_resources_named_per_target(compiled, fmt,
         assert executors[name]["container"]["resources"] == beam, name
 
 
-def test_kfp_beam_steps_get_a_volume_where_the_launcher_copies_their_inputs(compiled):
+def test_kfp_steps_with_inputs_get_a_volume_where_the_launcher_copies_them(compiled):
     executors = compiled["platforms"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert set(executors) == BEAM_STEPS
+    assert set(executors) == (set(compiled["spec"]["deploymentSpec"]["executors"]) -
+                              {"PlanData_executor", "ExampleGen_executor"})  # the two without input artifacts
     for config in executors.values():
         assert config["genericEphemeralVolume"] == [{"volumeName": "inputs-copy", "mountPath": "/gcs",
                                                      "accessModes": ["ReadWriteOnce"], "size": "50G",
