@@ -269,8 +269,9 @@ def _tfrecords_plan(pattern: str, data: DataConfig):
 def _embedded_plan(name: str, data: DataConfig, data_root: str):
     from simsiam_tfx.components import embedded
     copy = embedded.materialize(name, data_root, data.image_size, data.shapes_per_split, data.seed)
-    splits = {split: [Read("tfrecords", os.path.join(copy.input_base, split, "*"), labelled=split != "pretrain")]
-              for split in SPLITS}
+    # A pattern: the folder we wrote (under --output, which may hold `[`, `*`, ...) is escaped.
+    splits = {split: [Read("tfrecords", os.path.join(glob.escape(copy.input_base), split, "*"),
+                           labelled=split != "pretrain")] for split in SPLITS}
     from simsiam_tfx.components import shapes
     names = list(shapes.CLASS_NAMES) if name == "shapes" else [str(i) for i in range(copy.num_classes)]
     return splits, names, f"{name} (embedded)"

@@ -74,9 +74,18 @@ def _console(args, output_dir: str, log_name: str = "run.log"):
     return console.quiet(os.path.join(output_dir, "logs", log_name))
 
 
+def _read_paths(args) -> None:
+    """The folders a read command is given, as paths (never patterns) TensorFlow can load from."""
+    from simsiam_tfx.pipeline.flags import glob_safe_folder
+    for name in ("output", "model", "serving_dir"):
+        if getattr(args, name, None):
+            setattr(args, name, glob_safe_folder(os.path.abspath(getattr(args, name)), create=False))
+
+
 def _cmd_report(args) -> int:
     from simsiam_tfx.config import PipelineConfig
     from simsiam_tfx.pipeline import report
+    _read_paths(args)
     if not os.path.exists(os.path.join(args.output, "metadata.sqlite")):
         raise ConfigError(f"{args.output} holds no run (no metadata.sqlite); pass a run's --output folder")
     with _console(args, args.output, "report.log"):
@@ -90,6 +99,7 @@ def _cmd_report(args) -> int:
 def _cmd_infer(args) -> int:
     from simsiam_tfx.pipeline import inference
     predict = args.command == "predict"
+    _read_paths(args)
     formats = inference.PREDICT_FORMATS if predict else inference.EMBED_FORMATS
     inference.output_format(args.to, formats)  # a wrong suffix fails before the model loads
     model = args.model or inference.newest_pushed_model(args.output)
@@ -136,6 +146,7 @@ def served_record(serving_dir: str) -> dict:
 
 
 def _cmd_served(args) -> int:
+    _read_paths(args)
     serving_dir = args.serving_dir or os.path.join(args.output, "serving_model")
     print(json.dumps(served_record(serving_dir), indent=2, ensure_ascii=False))
     return 0

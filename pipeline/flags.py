@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
+import re
+import sys
 from typing import Any, Optional
 
-from simsiam_tfx.config import AUGMENT_PRESETS, BACKBONES, DATASETS, PRECISIONS, PipelineConfig
+from simsiam_tfx.config import AUGMENT_PRESETS, BACKBONES, DATASETS, PRECISIONS, ConfigError, PipelineConfig
 
 _DEFAULTS = PipelineConfig()
 
@@ -110,9 +113,41 @@ def add_flags(parser: argparse.ArgumentParser, data_only: bool = False, exclude:
                                 help=flag.help)
 
 
+_GLOB_CHARACTERS = re.compile(r"[*?\[\]]")
+
+
+def glob_safe_folder(folder: str, create: bool = True) -> str:
+    """`folder`, or where it holds glob characters (`run [1]`), a link to it whose path holds none.
+
+    TFX, Beam and TensorFlow read what they wrote back through patterns (a component's input is
+    `<artifact uri>/*`, Beam's file sinks match their temporary files, a SavedModel's variables are
+    found by a pattern), so under a folder named with `[`, `]`, `*` or `?` they would find nothing:
+    the run uses the link instead, and says so. It lives in the user's cache, named by a hash of the
+    folder's path: the same --output always gets the same link (and the same cache hits), and what
+    is written goes to the folder itself."""
+    if "://" in folder or not _GLOB_CHARACTERS.search(folder) or not (create or os.path.isdir(folder)):
+        return folder
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    links = os.path.join(cache, "simsiam-tfx", "outputs")
+    if _GLOB_CHARACTERS.search(links):
+        raise ConfigError(f"--output {folder} holds glob characters and so does the cache folder {links}: choose "
+                          f"an output folder without [ ] * ?", "output_dir")
+    link = os.path.join(links, hashlib.sha256(folder.encode("utf-8", "surrogateescape")).hexdigest()[:16])
+    os.makedirs(folder, exist_ok=True)
+    os.makedirs(links, exist_ok=True)
+    if os.path.realpath(link) != os.path.realpath(folder):
+        staged = f"{link}.{os.getpid()}"
+        os.symlink(folder, staged)
+        os.replace(staged, link)  # atomic: two runs on one folder agree on the link
+    print(f"note: --output {folder} holds glob characters, which TensorFlow and Beam read as a pattern; "
+          f"it is used through {link}, a link to it", file=sys.stderr)
+    return link
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The configuration the flags describe, over `--config` (flags a command lacks stay as they are)."""
     config = PipelineConfig.from_json_file(args.config) if getattr(args, "config", None) else PipelineConfig()
+    given: dict[str, str] = {}  # field -> the flag the user set it with
     for flag in FLAGS:
         value = getattr(args, flag.dest, None)
         if flag.switch is not None:
@@ -120,6 +155,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         if value is None:
             continue
         for field in flag.fields:
+            given[field] = f"--{flag.name}"
             *sections, name = field.split(".")
             target = config
             for section in sections:
@@ -132,5 +168,12 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             value = getattr(section, name)
             if value and "://" not in value:
                 setattr(section, name, os.path.abspath(os.path.expanduser(value)))
-    config.output_dir = os.path.abspath(config.output_dir)
-    return config.validate()
+    if not config.output_dir:
+        raise ConfigError("--output must not be empty", "output_dir")
+    config.output_dir = glob_safe_folder(os.path.abspath(os.path.expanduser(config.output_dir)))
+    try:
+        return config.validate()
+    except ConfigError as e:  # name what the user typed: the flag, when the value came from one
+        if e.key in given and str(e).startswith(e.key):
+            raise ConfigError(given[e.key] + str(e)[len(e.key):], e.key) from None
+        raise

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import typing
 from typing import Any, Optional, Union
 
@@ -32,7 +34,60 @@ def default_proj_dim(backbone: str, width: int) -> int:
 
 
 class ConfigError(ValueError):
-    """A user mistake in the configuration; the CLI prints it as one line."""
+    """A user mistake in the configuration; the CLI prints it as one line. `key` is the setting it
+    is about ("section.field"), when there is one: the flag layer names the flag instead when the
+    value came from a flag."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Where a numeric setting may lie; None: unbounded on that side."""
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False  # low itself excluded
+
+    def __contains__(self, value: float) -> bool:
+        return (math.isfinite(value) and (self.low is None or value > self.low or (value == self.low and not self.open_low))
+                and (self.high is None or value <= self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+
+
+_SEEDS = Range(0, 2**31 - 1)
+# The range of every numeric setting ("section.field"), checked in PipelineConfig.validate; a list
+# setting's range holds for each element. tests/simsiam_tfx/test_config.py fails for a numeric
+# field missing here.
+NUMERIC_RANGES: dict[str, Range] = {
+    "data.image_size": Range(16, 512),
+    "data.eval_fraction": Range(0, 0.99, open_low=True),
+    "data.shapes_per_split": Range(10, 1_000_000),
+    "data.seed": _SEEDS,
+    "pretrain.width": Range(1, 1024),
+    "pretrain.epochs": Range(1, 100_000),
+    "pretrain.batch_size": Range(2, 65_536),  # BatchNorm needs a batch
+    "pretrain.proj_dim": Range(1, 65_536),
+    "pretrain.base_lr": Range(0, 100, open_low=True),
+    "pretrain.weight_decay": Range(0, 1),
+    "pretrain.momentum": Range(0, 0.999),
+    "pretrain.warmup_epochs": Range(0, 100_000),
+    "pretrain.seed": _SEEDS,
+    "pretrain.knn_k": Range(0, 100_000),  # 0: no kNN monitor
+    "pretrain.knn_temperature": Range(0, 100, open_low=True),
+    "probe.l2": Range(0, 1e6),
+    "probe.batch_size": Range(1, 65_536),
+    "probe.supervised_epochs": Range(0, 100_000),
+    "eval.min_accuracy": Range(0, 1),
+    "eval.max_regression": Range(0, 1),
+    "eval.min_above_chance": Range(-1, 1),
+    "eval.min_gain": Range(-1, 1),
+}
 
 
 @dataclasses.dataclass
@@ -189,33 +244,24 @@ class PipelineConfig:
     # ---- validation and (de)serialisation -------------------------------------------------
     def validate(self) -> "PipelineConfig":
         check_types(self)
+        check_ranges(self)
         d, p = self.data, self.pretrain
-        require(d.dataset in DATASETS, f"unknown dataset {d.dataset!r}; choose one of {', '.join(DATASETS)}")
+        require(d.dataset in DATASETS, f"unknown dataset {d.dataset!r}; choose one of {', '.join(DATASETS)}",
+                "data.dataset")
         require(d.probe_dataset is None or d.probe_dataset in DATASETS,
                 f"unknown --probe-dataset {d.probe_dataset!r}; choose one of {', '.join(DATASETS)}")
         require(not (d.images and d.tfrecords), "give --images or --tfrecords, not both")
         require(not (d.probe_dataset and d.probe_images), "give --probe-dataset or --probe-images, not both")
-        require(0.0 < d.eval_fraction < 1.0, f"eval_fraction must be in (0, 1), got {d.eval_fraction}")
         require(bool(d.image_key) and bool(d.label_key), "--image-key and --label-key must not be empty")
-        require(16 <= d.image_size <= 512, f"--image-size must be in [16, 512], got {d.image_size}")
-        require(all(n >= 10 for n in d.shapes_per_split),
-               f"each shapes split needs at least 10 images, got {d.shapes_per_split}")
         require(d.augment is None or d.augment in AUGMENT_PRESETS,
-               f"unknown augmentation preset {d.augment!r}; choose one of {', '.join(AUGMENT_PRESETS)}")
-        require(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}")
-        require(p.width >= 1, f"--width must be >= 1, got {p.width}")
-        require(p.epochs >= 1, f"--epochs must be >= 1, got {p.epochs}")
-        require(p.batch_size >= 2, f"--batch-size must be >= 2 (BatchNorm needs a batch), got {p.batch_size}")
+                f"unknown augmentation preset {d.augment!r}; choose one of {', '.join(AUGMENT_PRESETS)}", "data.augment")
+        require(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}",
+                "pretrain.backbone")
         require(p.warmup_epochs < p.epochs, "warm-up must be shorter than training")
         require(p.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}")
-        require(0.0 <= self.eval.min_accuracy <= 1.0,
-               f"--min-accuracy must be in [0, 1], got {self.eval.min_accuracy}")
-        require(self.eval.max_regression >= 0.0, "--max-regression must be >= 0")
-        require(-1.0 <= self.eval.min_above_chance <= 1.0,
-                f"--min-above-chance must be in [-1, 1], got {self.eval.min_above_chance}")
-        require(-1.0 <= self.eval.min_gain <= 1.0, f"--min-gain must be in [-1, 1], got {self.eval.min_gain}")
-        require(self.probe.l2 >= 0.0, "probe l2 must be >= 0")
-        require(self.probe.supervised_epochs >= 0, "--supervised-epochs must be >= 0")
+        require(bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", self.pipeline_name)),
+                f"pipeline_name must be 1-63 lowercase letters, digits and '-' (what KFP and Vertex accept), "
+                f"got {_short(self.pipeline_name)}", "pipeline_name")
         if d.schema and "://" not in d.schema:
             _check_schema_file(d.schema)
         return self
@@ -233,7 +279,10 @@ class PipelineConfig:
         return sections
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "PipelineConfig":
+    def from_dict(cls, raw: Any) -> "PipelineConfig":
+        """A configuration from a JSON document; any mistake is a ConfigError naming the key."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"the configuration must be a JSON object of settings, got {_json_kind(raw)}")
         sections = {"data": DataConfig, "pretrain": PretrainConfig, "probe": ProbeConfig, "eval": EvalConfig}
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():
@@ -242,35 +291,61 @@ class PipelineConfig:
             elif key in {f.name for f in dataclasses.fields(cls)}:
                 kwargs[key] = value
             else:
-                raise ConfigError(f"unknown configuration key {key!r}")
+                raise ConfigError(f"unknown configuration key {key!r}", key)
         config = cls(**kwargs)
+        check_types(config)  # before anything uses a value (paths are joined, lists made tuples)
         config.data.shapes_per_split = tuple(config.data.shapes_per_split)
         return config
 
     @classmethod
     def from_json_file(cls, path: str) -> "PipelineConfig":
         try:
-            with open(path) as f:
-                return cls.from_dict(json.load(f))
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
         except OSError as e:
             raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            detail = " ".join(str(e).split()) if not isinstance(e, RecursionError) else "nested too deeply"
+            raise ConfigError(f"config file {path} is not valid JSON: {detail}") from None
+        return cls.from_dict(raw)
 
 
-def _build(section_cls, value: dict[str, Any], name: str):
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _build(section_cls, value: Any, name: str):
     if not isinstance(value, dict):
-        raise ConfigError(f"configuration section {name!r} must be an object")
+        raise ConfigError(f"configuration section {name!r} must be an object, got {_json_kind(value)}", name)
     known = {f.name for f in dataclasses.fields(section_cls)}
     unknown = set(value) - known
     if unknown:
-        raise ConfigError(f"unknown key(s) in {name!r}: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"unknown key(s) in {name!r}: {', '.join(sorted(map(repr, unknown)))}", name)
     return section_cls(**value)
 
 
-def require(ok: bool, message: str) -> None:
+def require(ok: bool, message: str, key: str | None = None) -> None:
     if not ok:
-        raise ConfigError(message)
+        raise ConfigError(message, key)
+
+
+def check_ranges(config: "PipelineConfig") -> None:
+    """Every numeric setting inside its range (NUMERIC_RANGES), with one line naming the key."""
+    for key, allowed in NUMERIC_RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value is None:
+            continue
+        for element in (value if isinstance(value, (list, tuple)) else [value]):
+            if element not in allowed:
+                each = "each element of " if isinstance(value, (list, tuple)) else ""
+                raise ConfigError(f"{each}{key} must be {allowed}, got {_short(value)}", key)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -319,8 +394,12 @@ def check_types(config: "PipelineConfig") -> None:
         hints = typing.get_type_hints(type(obj))
         for field in dataclasses.fields(obj):
             value = getattr(obj, field.name)
+            texts = value if isinstance(value, list) else [value]
+            if any(isinstance(t, str) and "\x00" in t for t in texts):
+                raise ConfigError(f"{prefix}{field.name} must not contain a NUL character", f"{prefix}{field.name}")
             if not dataclasses.is_dataclass(value) and not _matches(value, hints[field.name]):
-                raise ConfigError(f"{prefix}{field.name} must be {_describe(hints[field.name])}, got {value!r}")
+                raise ConfigError(f"{prefix}{field.name} must be {_describe(hints[field.name])}, got {_short(value)}",
+                                  f"{prefix}{field.name}")
 
 
 def _check_schema_file(path: str) -> None:

@@ -25,3 +25,12 @@ def pytest_collection_modifyitems(config, items):
         module = item.nodeid.split("::")[0]
         if module not in SPREAD_ONE_BY_ONE:
             item.add_marker(pytest.mark.xdist_group(module))
+
+
+# Property-based tests (Hypothesis) run the same bounded set of examples everywhere: derandomized
+# (a fixed seed), no example database, no per-example deadline (a loaded CI machine is slow).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("simsiam-ci", derandomize=True, database=None, deadline=None, max_examples=150,
+                          print_blob=True)
+settings.load_profile("simsiam-ci")

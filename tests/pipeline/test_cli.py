@@ -10,7 +10,7 @@ from tests import data_factory
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "--epochs", "0"], "--epochs must be >= 1"),
+    (["run", "--epochs", "0"], "--epochs must be in [1, 100000], got 0"),
     (["run", "--min-accuracy", "1.5"], "--min-accuracy must be in [0, 1]"),
     (["run", "--image-size", "4"], "--image-size must be in [16, 512]"),
     (["run", "--config", "/nonexistent/config.json"], "cannot read config file"),
@@ -19,6 +19,25 @@ def test_user_mistakes_give_one_clear_line_and_exit_2(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err and err.startswith("simsiam-tfx: error:")
+
+
+@pytest.mark.parametrize("document, message", [
+    ([1, 2], "the configuration must be a JSON object of settings, got a list"),
+    ({"output_dir": 1}, "output_dir must be a string, got 1"),
+    ({"data": {"shapes_per_split": 3}}, "data.shapes_per_split must be a list of 3 integers, got 3"),
+    ({"pretrain": {"knn_k": -1}}, "pretrain.knn_k must be in [0, 100000], got -1"),
+    ({"pretrain": {"epochs": 2}, "eval": {"min_gain": float("nan")}}, "eval.min_gain must be in [-1, 1], got nan"),
+    ({"data": {"images": "a\u0000b"}}, "data.images must not contain a NUL character"),
+    ({"pipeline_name": "My Pipeline"}, "pipeline_name must be 1-63 lowercase letters"),
+])
+def test_a_bad_config_file_is_one_line_naming_the_key_and_exit_2(tmp_path, capsys, document, message):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(document))
+    assert cli.main(["run", "--config", str(path), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"simsiam-tfx: error: {message}" or (err.startswith(f"simsiam-tfx: error: {message}")
+                                                          and "\n" not in err)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_unknown_dataset_is_rejected_by_the_parser(capsys):
