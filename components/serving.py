@@ -9,12 +9,15 @@ never an augmented view, whatever the request holds), so serving preprocessing i
 preprocessing of the probe and the evaluation.
 
 Every request is bounded and answered per image: the header of each image is read before
-anything is decoded, and an image that is not JPEG/PNG/GIF/BMP, or would decode to more than
-MAX_DECODED_PIXELS, is not decoded at all. It gets `status` saying why, class_id -1, an empty
-class_name and zero probabilities and embedding; the other images of the batch are answered as
-usual (`status` "ok"). An empty batch gets an empty answer. What still fails a whole batch: a
-serialized tf.Example that does not parse, and a JPEG whose header itself is corrupt (TensorFlow
-raises on both).
+anything is decoded, and an image that is not JPEG/PNG/GIF/BMP (a JPEG whose header does not parse
+included), would decode to more than MAX_DECODED_PIXELS, or comes in a serialized tf.Example that
+does not parse (or has no `image` bytes), is not decoded at all. It gets `status` saying why,
+class_id -1, an empty class_name and zero probabilities and embedding; the other images of the
+batch are answered as usual (`status` "ok"). An empty batch gets an empty answer. TensorFlow has no
+"try" for an op that raises (ParseExample, ExtractJpegShape): each element goes through it in a
+tf.data pipeline that drops the elements that fail (`ignore_errors`), and the survivors' positions
+say which parsed. What still fails a whole batch: image data that is corrupt after a header that
+parses (the decoder raises).
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ from simsiam_tfx.components.image_check import MAX_DECODED_PIXELS
 from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY, PREDICTION_KEY
 from simsiam_tfx.trainer import data
 
-OK, UNSUPPORTED, TOO_LARGE = 0, 1, 2
-STATUS = ("ok", "not a JPEG, PNG, GIF or BMP image", f"too large: over {MAX_DECODED_PIXELS} decoded pixels")
+OK, UNSUPPORTED, TOO_LARGE, NOT_AN_EXAMPLE = 0, 1, 2, 3
+STATUS = ("ok", "not a JPEG, PNG, GIF or BMP image", f"too large: over {MAX_DECODED_PIXELS} decoded pixels",
+          "not a serialized tf.Example with an image bytes feature")
 _HEADER_PAD = b"\0" * 32  # every header field read below lies in the first 32 bytes
 
 
@@ -65,6 +69,21 @@ def header_status(encoded: tf.Tensor) -> tf.Tensor:
     return tf.cast(code, tf.int64)
 
 
+def per_element(fn, values: tf.Tensor, failed) -> tf.Tensor:
+    """fn(value) for each element of a 1-D tensor, `failed` where fn raises (see the docstring)."""
+    count = tf.shape(values, out_type=tf.int64)[0]
+    survivors = (tf.data.Dataset.from_tensor_slices((tf.range(count), values))
+                 .map(lambda i, v: (i, fn(v))).ignore_errors())
+    none = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int64), tf.zeros([0], tf.as_dtype(failed.dtype))))
+    # The batch of all survivors, or (none survived) an empty one.
+    index, results = survivors.batch(2**31 - 1).concatenate(none).take(1).get_single_element()
+    return tf.tensor_scatter_nd_update(tf.fill([count], failed), index[:, None], results)
+
+
+def _safe_header_status(encoded: tf.Tensor) -> tf.Tensor:
+    return per_element(header_status, encoded, tf.constant(UNSUPPORTED, tf.int64))
+
+
 def save_serving_model(classifier: keras.Model, tft_output, image_size: int, path: str,
                        class_names=None) -> None:
     """`class_names[i]` is served as `class_name` for class id i (default: the id as text)."""
@@ -77,10 +96,12 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
     transform = data.Transform(classifier.tft_layer, tuple(raw_spec[IMAGE_KEY].shape), policy={})
     stand_in = tf.io.encode_png(np.zeros((1, 1, 3), np.uint8)).numpy()  # decoded in place of refused images
 
-    def predict(image_bytes):
+    def predict(image_bytes, parsed=None):
         image_bytes = tf.reshape(image_bytes, [-1])
         count = tf.shape(image_bytes)[0]
-        status = tf.map_fn(header_status, image_bytes, fn_output_signature=tf.int64)
+        status = _safe_header_status(image_bytes)
+        if parsed is not None:
+            status = tf.where(parsed, status, tf.constant(NOT_AN_EXAMPLE, tf.int64))
         accepted = tf.equal(status, OK)
         safe = tf.where(accepted, image_bytes, stand_in)
         # An empty batch is answered by running one stand-in image and keeping none of it.
@@ -95,7 +116,11 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
-        return predict(tf.io.parse_example(serialized, raw_spec)[IMAGE_KEY])
+        image_spec = {IMAGE_KEY: raw_spec[IMAGE_KEY]}
+        marker = tf.constant(b"\x00not parsed")  # no image starts with a NUL byte
+        image_bytes = per_element(lambda s: tf.reshape(tf.io.parse_single_example(s, image_spec)[IMAGE_KEY], []),
+                                  serialized, marker)
+        return predict(image_bytes, parsed=tf.not_equal(image_bytes, marker))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(image_bytes):

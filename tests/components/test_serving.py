@@ -66,14 +66,30 @@ def test_each_image_gets_its_own_status_and_refused_ones_are_not_decoded(served)
     assert by_example["status"].numpy()[0].decode() == serving.STATUS[2]
 
 
-def test_a_serialized_example_that_does_not_parse_fails_its_request_with_tensorflows_error(served):
+@pytest.mark.fault
+def test_examples_that_do_not_parse_and_corrupt_jpeg_headers_get_a_status_not_an_error(served):
+    """Garbage (non-UTF-8 bytes included: TensorFlow's Python error text could not even be decoded)
+    is answered per request, in both signatures; the good image beside it as when sent alone."""
     model = tf.saved_model.load(served)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Could not parse example"):
-        model.signatures["serving_default"](examples=tf.constant([b"not a tf.Example"]))
-    # TensorFlow's Python error text quotes the bytes and cannot decode non-UTF-8 ones; TF Serving
-    # answers INVALID_ARGUMENT either way.
-    with pytest.raises((tf.errors.InvalidArgumentError, UnicodeDecodeError)):
-        model.signatures["serving_default"](examples=tf.constant([b"\xff\xfe not a tf.Example"]))
+    good_png = encode(np.full((20, 30, 3), 200, np.uint8), "PNG")
+
+    def example(feature):
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    good = example({"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[good_png]))})
+    no_image = example({"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))})
+    batch = [b"not a tf.Example", good, b"\xff\xfe\x00\x81 not a tf.Example", no_image, b""]
+    out = model.signatures["serving_default"](examples=tf.constant(batch))
+    status = [s.decode() for s in out["status"].numpy()]
+    assert status == [serving.STATUS[3], "ok", serving.STATUS[3], serving.STATUS[3], serving.STATUS[3]]  # b"": no image
+    assert out["class_id"].numpy().tolist() == [-1, out["class_id"].numpy()[1], -1, -1, -1]
+    alone = model.signatures["serve_image_bytes"](image_bytes=tf.constant([good_png]))
+    np.testing.assert_allclose(out["embedding"].numpy()[1], alone["embedding"].numpy()[0], atol=1e-5)
+    # A JPEG whose header does not parse (ExtractJpegShape raises) is refused, not the batch.
+    corrupt_jpeg = b"\xff\xd8\xff\xe0" + b"\x00\x10garbage" * 3
+    out = model.signatures["serve_image_bytes"](image_bytes=tf.constant([corrupt_jpeg, good_png]))
+    assert [s.decode() for s in out["status"].numpy()] == [serving.STATUS[1], "ok"]
+    all_bad = model.signatures["serving_default"](examples=tf.constant([b"\xff"]))
+    assert [s.decode() for s in all_bad["status"].numpy()] == [serving.STATUS[3]]
 
 
 def test_an_empty_batch_gets_an_empty_answer(served):
