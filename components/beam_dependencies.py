@@ -23,7 +23,9 @@ DEPENDENCY_FLAGS = ("extra_packages", "setup_file", "requirements_file", "worker
 
 def _options(beam_pipeline_args: list[str]) -> dict:
     from apache_beam.options.pipeline_options import PipelineOptions
-    return PipelineOptions(flags=list(beam_pipeline_args)).get_all_options()
+    # retain_unknown_options: Beam would otherwise log every flag it does not know with its value,
+    # secrets included.
+    return PipelineOptions(flags=list(beam_pipeline_args)).get_all_options(retain_unknown_options=True)
 
 
 def _in_process(options: dict) -> bool:

@@ -43,6 +43,19 @@ def validate_cron(expr: str, seconds: bool) -> str:
 
 
 # ---- compile --------------------------------------------------------------------------------
+_SECRET_FLAG = re.compile(r"token|secret|passw|credential|auth|key", re.IGNORECASE)
+
+
+def masked_flags(flags: list[str]) -> str:
+    """Beam flags as the console shows them: the value of a credential-looking flag masked."""
+    shown = []
+    for flag in flags:
+        name, sep, value = flag.partition("=")
+        shown.append(f"{name}=****" if sep and _SECRET_FLAG.search(name) else flag)
+    return " ".join(shown)
+
+
+
 def _cmd_compile(args) -> int:
     from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline
     from simsiam_tfx.pipeline.flags import config_from_args
@@ -54,6 +67,8 @@ def _cmd_compile(args) -> int:
         allow_mutable_image=args.allow_mutable_image)
     path = compile_pipeline(config_from_args(args), kconfig, args.output, args.target)
     print(f"compiled for {args.target}: {path}")
+    if args.beam_arg:
+        print(f"Beam flags of the Beam steps: {masked_flags(args.beam_arg)}")
     return 0
 
 

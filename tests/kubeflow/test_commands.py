@@ -310,3 +310,16 @@ def test_vertex_without_credentials_is_one_line(files, capsys, monkeypatch):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("simsiam-tfx: error: Vertex AI: DefaultCredentialsError") and err.count("\n") == 1, err
+
+
+@pytest.mark.fault
+def test_compile_never_shows_the_value_of_a_credential_looking_beam_flag(tmp_path, capfd):
+    image = "img@sha256:" + "0" * 64
+    argv = ["compile", "--target", "kfp", "--image", image, "--pipeline-root", ROOT, "--output",
+            str(tmp_path / "p.yaml"), "--beam-arg=--runner=DataflowRunner", "--beam-arg=--region=europe-west4",
+            "--beam-arg=--my_api_token=S3CRET-1", "--beam-arg=--db_password=S3CRET-2", "--beam-arg=--no_such_flag=x"]
+    assert cli.main(argv) == 0
+    out, err = capfd.readouterr()
+    assert "S3CRET" not in out + err
+    assert "Beam flags of the Beam steps: --runner=DataflowRunner --region=europe-west4 --my_api_token=**** " \
+           "--db_password=**** --no_such_flag=x" in out
