@@ -254,7 +254,20 @@ def _tfrecord_labels(pattern: str, label_key: str) -> list[int]:
     return sorted(labels)
 
 
+def tfrecords_pattern(given: str) -> str:
+    """--tfrecords as a Beam/TensorFlow file pattern: a file or folder that exists is that path (its
+    name may hold `[`, `*`, ...: escaped; a folder means every file in it); anything else is a
+    pattern, as given."""
+    import tensorflow as tf
+    if tf.io.gfile.isdir(given):
+        return os.path.join(glob.escape(given.rstrip("/")), "*")
+    if tf.io.gfile.exists(given):
+        return glob.escape(given)
+    return given
+
+
 def _tfrecords_plan(pattern: str, data: DataConfig):
+    pattern = tfrecords_pattern(pattern)
     labels = _tfrecord_labels(pattern, data.label_key)
     if not labels:
         raise ConfigError(f"--tfrecords {pattern}: no record has an int64 label feature {data.label_key!r} "

@@ -53,8 +53,9 @@ FLAGS = (
          switch=True, data=True),
     Flag("images", ("data.images",), "labelled images, one sub-folder per class; pre-training, probe and "
          "evaluation (fixed hash split)", path=True, data=True, metavar="DIR"),
-    Flag("tfrecords", ("data.tfrecords",), "TFRecords of tf.train.Example with an encoded image and an int64 label",
-         path=True, data=True, metavar="PATTERN"),
+    Flag("tfrecords", ("data.tfrecords",), "TFRecords of tf.train.Example with an encoded image and an int64 label: "
+         "a file, a folder (every file in it) or a glob pattern (data/*.tfrecord.gz); a file or folder that exists "
+         "is read as that path, whatever characters its name holds", path=True, data=True, metavar="PATH"),
     Flag("image-key", ("data.image_key",), f"image feature of --tfrecords (default: {_default('data.image_key')})",
          data=True),
     Flag("label-key", ("data.label_key",), f"label feature of --tfrecords (default: {_default('data.label_key')})",

@@ -397,9 +397,21 @@ def check_types(config: "PipelineConfig") -> None:
             texts = value if isinstance(value, list) else [value]
             if any(isinstance(t, str) and "\x00" in t for t in texts):
                 raise ConfigError(f"{prefix}{field.name} must not contain a NUL character", f"{prefix}{field.name}")
+            if any(isinstance(t, str) and not _is_utf8(t) for t in texts):
+                raise ConfigError(f"{prefix}{field.name} {_short(value)} is not valid UTF-8: TensorFlow opens only "
+                                  f"UTF-8 paths; rename it", f"{prefix}{field.name}")
             if not dataclasses.is_dataclass(value) and not _matches(value, hints[field.name]):
                 raise ConfigError(f"{prefix}{field.name} must be {_describe(hints[field.name])}, got {_short(value)}",
                                   f"{prefix}{field.name}")
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a str holding bytes that were not UTF-8 (os.fsdecode's surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_schema_file(path: str) -> None:

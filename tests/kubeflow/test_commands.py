@@ -114,6 +114,7 @@ def test_kfp_run_sends_the_spec_and_only_the_changed_parameters(files, kfp_serve
     assert run["runtime_config"]["pipeline_root"] == f"{ROOT}/tfx"
 
 
+@pytest.mark.fault
 def test_a_token_comes_from_a_file_or_the_environment_never_argv(files, kfp_server, capsys, monkeypatch, tmp_path):
     host, requests = kfp_server
     base = ["kfp", "upload", "--host", host, "--package", files["yaml"]]

@@ -21,6 +21,7 @@ def test_user_mistakes_give_one_clear_line_and_exit_2(argv, message, capsys):
     assert err.count("\n") == 0 and message in err and err.startswith("simsiam-tfx: error:")
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("document, message", [
     ([1, 2], "the configuration must be a JSON object of settings, got a list"),
     ({"output_dir": 1}, "output_dir must be a string, got 1"),
