@@ -29,6 +29,10 @@ def _options(beam_pipeline_args: list[str]) -> dict:
 
 
 def _in_process(options: dict) -> bool:
+    # A LOOPBACK environment's SDK workers run in this process (Beam's portable_runner.py,
+    # start_and_replace_loopback_environments): like the DirectRunner's, they need nothing shipped.
+    if (options.get("environment_type") or "").upper() == "LOOPBACK":
+        return True
     runner = options.get("runner") or "DirectRunner"
     return runner.rsplit(".", 1)[-1].endswith("DirectRunner")
 

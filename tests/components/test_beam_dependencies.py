@@ -11,6 +11,8 @@ IMAGE = "registry.example/simsiam-tfx:1"
 DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=europe-west4"]
 FLINK = ["--runner=PortableRunner", "--job_endpoint=flink:8099", "--environment_type=DOCKER",
          "--environment_config=registry.example/other:2"]
+# Beam's own in-process job service, SDK workers in this process (tests/e2e/test_beam_portability.py).
+PORTABLE_LOOPBACK = ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"]
 
 
 @pytest.fixture
@@ -28,7 +30,8 @@ def no_tfx_package(monkeypatch):
 @pytest.mark.parametrize("args, in_process", [
     (PipelineConfig().beam_pipeline_args, True), ([], True),
     (["--runner=DirectRunner", "--direct_running_mode=multi_processing"], True),
-    (DATAFLOW, False), (FLINK, False)])
+    (PORTABLE_LOOPBACK, True), (FLINK[:2] + ["--environment_type=LOOPBACK"], True),
+    (DATAFLOW, False), (FLINK, False), (PORTABLE_LOOPBACK[:2] + ["--environment_type=PROCESS"], False)])
 def test_runs_in_process(args, in_process):
     assert beam_dependencies.runs_in_process(args) is in_process
 
@@ -55,6 +58,7 @@ def test_a_remote_runner_keeps_tfx_staging(no_tfx_package, monkeypatch):
 
 @pytest.mark.parametrize("args, expected", [
     (PipelineConfig().beam_pipeline_args, PipelineConfig().beam_pipeline_args),
+    (PORTABLE_LOOPBACK, PORTABLE_LOOPBACK),
     (DATAFLOW, DATAFLOW + [f"--sdk_container_image={IMAGE}"]),
     (DATAFLOW + ["--sdk_container_image=mine:3"], DATAFLOW + ["--sdk_container_image=mine:3"]),
     (DATAFLOW + ["--requirements_file=r.txt"], DATAFLOW + ["--requirements_file=r.txt"]),
