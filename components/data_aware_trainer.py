@@ -98,6 +98,8 @@ class Executor(trainer_executor.GenericExecutor):
         super().Do(inputs, output_dict, exec_properties)
         for model in output_dict.get(standard_component_specs.MODEL_KEY) or []:
             record_retraining(model)
+            for model_run in output_dict.get(standard_component_specs.MODEL_RUN_KEY) or []:
+                record_schedule(model, model_run.uri)
 
 
 def record_retraining(model: types.Artifact) -> None:
@@ -110,6 +112,21 @@ def record_retraining(model: types.Artifact) -> None:
         model.set_string_custom_property("retraining_policy", decision.get("policy", ""))
         model.set_string_custom_property("retraining_reason", decision.get("reason", ""))
         model.set_int_custom_property("warm_start_from_version", int(decision.get("from_version") or 0))
+
+
+def record_schedule(model: types.Artifact, model_run_dir: str) -> None:
+    """Pre-training's epochs, and the time budget that chose them, as MLMD custom properties."""
+    import tensorflow as tf
+
+    from simsiam_tfx.components.simsiam_pretrain import METRICS_FILE
+    path = os.path.join(model_run_dir, METRICS_FILE)
+    if not tf.io.gfile.exists(path):  # the probe's Trainer: no pre-training
+        return
+    with tf.io.gfile.GFile(path) as f:
+        metrics = json.load(f)
+    model.set_int_custom_property("pretrain_epochs", int(metrics["epochs"]))
+    budget = metrics.get("time_budget") or {}
+    model.set_string_custom_property("time_budget", budget.get("budget", ""))
 
 
 def _splits(exec_properties) -> list[str]:

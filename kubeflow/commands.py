@@ -91,19 +91,22 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
     if args.input_base:
         values[kc.PARAM_INPUT_BASE] = args.input_base
         changed.add(kc.PARAM_INPUT_BASE)
-    if args.epochs is not None or args.min_accuracy is not None or args.max_regression is not None:
+    if (args.epochs is not None or args.time_budget is not None or args.min_accuracy is not None
+            or args.max_regression is not None):
         # Rebuilt through the builders that rendered them at compile time, so they are validated and
         # rendered the same way; settings not named here keep their compiled values.
         config, gpus = trainer_config.compiled(json.loads(values.get(kc.PARAM_TRAINER_CONFIG) or '{"config": {}}'))
         config.eval = eval_settings(values.get(kc.PARAM_EVAL_CONFIG) or "{}")
         if args.epochs is not None:
-            config.pretrain.epochs = args.epochs
+            config.pretrain.epochs, config.pretrain.time_budget = args.epochs, None
+        if args.time_budget is not None:
+            config.pretrain.time_budget = args.time_budget
         if args.min_accuracy is not None:
             config.eval.min_accuracy = args.min_accuracy
         if args.max_regression is not None:
             config.eval.max_regression = args.max_regression
         config.validate()
-        if args.epochs is not None:
+        if args.epochs is not None or args.time_budget is not None:
             values[kc.PARAM_TRAINER_CONFIG] = trainer_config.custom_config_json(config, gpus)
             changed.add(kc.PARAM_TRAINER_CONFIG)
         if args.min_accuracy is not None or args.max_regression is not None:
@@ -119,6 +122,8 @@ def _add_param_flags(p: argparse.ArgumentParser) -> None:
                                         "compiled default: <pipeline-root>/data), or a folder holding a sources.json "
                                         "to pin (see `simsiam-tfx sources`)")
     p.add_argument("--epochs", type=int, help="pre-training epochs for this run")
+    p.add_argument("--time-budget", metavar="DURATION", help="pre-training wall-clock budget for this run (90s, 10m, "
+                                                             "2h): the epochs follow the throughput measured there")
     p.add_argument("--min-accuracy", type=float, help="Evaluator's accuracy floor for this run")
     p.add_argument("--max-regression", type=float, help="allowed accuracy drop vs the last blessed model")
     p.add_argument("--no-cache", action="store_true", help="re-run every component")

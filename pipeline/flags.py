@@ -73,6 +73,9 @@ FLAGS = (
     Flag("augment", ("data.augment",), "augmentation preset (default: strong-colour for shapes, mild for digits, "
          "cifar for CIFAR-size and imagenet above for photos)", choices=AUGMENT_PRESETS),
     Flag("epochs", ("pretrain.epochs",), f"pre-training epochs (default: {_default('pretrain.epochs')})", type=int),
+    Flag("time-budget", ("pretrain.time_budget",), "wall-clock budget of pre-training (90s, 10m, 2h): the epoch "
+         "count is chosen from the throughput measured on the first steps so the whole schedule ends inside it "
+         "(instead of --epochs)", metavar="DURATION"),
     Flag("batch-size", ("pretrain.batch_size",), f"pre-training batch size (default: "
          f"{_default('pretrain.batch_size')})", type=int),
     Flag("backbone", ("pretrain.backbone",), f"encoder (default: {_default('pretrain.backbone')})",

@@ -23,6 +23,7 @@ import numpy as np
 
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.features import LABEL_KEY
+from simsiam_tfx.pipeline.summary import more_time_line
 
 REPORT_DIR = "report"
 TEMPLATE = os.path.join(os.path.dirname(__file__), "templates", "report.html")
@@ -455,6 +456,7 @@ def _render(summary, figures, skipped, run: RunArtifacts, num_reference: int, nu
         template = jinja2.Environment(autoescape=True).from_string(f.read())
     return template.render(
         summary=summary, figures=figures, skipped=skipped, config=run.config, output_dir=output_dir,
+        more_time=more_time_line((summary.get("pretrain") or {}).get("more_time"), None),
         class_names=run.class_names, augment_policy=(summary.get("augment_policy") or {}).get("name", "?"),
         num_runs=len(run.pretrain_runs), num_reference=num_reference, num_queries=num_queries,
         neighbours=NUM_NEIGHBOURS, generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),

@@ -184,6 +184,20 @@ def write(summary: dict[str, Any], path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
+def more_time_line(verdict: dict | None, seconds: float | None) -> str | None:
+    """Whether more pre-training time would pay, from the run's kNN curve (trainer/pretrain.py
+    more_time_verdict), in words."""
+    if not verdict:
+        return None
+    rise, epochs = verdict["knn_rise_last_quarter"], verdict["last_quarter_epochs"]
+    if verdict["still_rising"]:
+        minutes = max(1, round(verdict["suggested_budget_seconds"] / 60))
+        return (f"likely to pay: kNN accuracy was still rising ({rise:+.3f} over the last {epochs} epochs); "
+                f"try about twice the pre-training time (--time-budget {minutes}m)")
+    return (f"unlikely to pay at these settings: kNN accuracy was flat ({rise:+.3f} over the last {epochs} "
+            f"epochs)")
+
+
 def describe(summary: dict[str, Any]) -> str:
     """A short human-readable account of the run."""
     lines = [f"SimSiam TFX run on {summary['dataset']} finished in {summary['seconds_total']:.0f} s."]
@@ -211,6 +225,13 @@ def describe(summary: dict[str, Any]) -> str:
         lines.append(f"  pre-training: {pre['epochs']} epochs, final loss {pre['final_loss']:.3f}, "
                      f"z-std {pre['z_std']:.4f} (healthy {pre['z_std_healthy']:.4f}){knn}, "
                      f"{pre['images_per_second']:.0f} images/s" + ("  -- COLLAPSED" if pre.get("collapsed") else ""))
+        budget = pre.get("time_budget")
+        if budget:
+            lines.append(f"  time budget: {budget['budget']}: {budget['epochs']} epochs chosen at "
+                         f"{budget['images_per_second']:.0f} images/s (measured on the first steps)")
+        verdict = more_time_line(pre.get("more_time"), pre.get("seconds"))
+        if verdict:
+            lines.append(f"  more time: {verdict}")
     probe = summary.get("probe")
     if probe:
         gain = probe["gain_over_random_init"]

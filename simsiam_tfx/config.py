@@ -89,6 +89,21 @@ NUMERIC_RANGES: dict[str, Range] = {
     "eval.min_gain": Range(-1, 1),
 }
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h)")
+TIME_BUDGET_RANGE = Range(10, 7 * 24 * 3600)  # seconds
+
+
+def duration_seconds(text: str) -> float:
+    """"90s", "10m", "2.5h" -> seconds (ConfigError for anything else)."""
+    match = _DURATION.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    if not match:
+        raise ConfigError(f"pretrain.time_budget must be a duration such as 90s, 10m or 2h, got {text!r}",
+                          "pretrain.time_budget")
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if seconds not in TIME_BUDGET_RANGE:
+        raise ConfigError(f"pretrain.time_budget must be between 10s and 168h, got {text!r}", "pretrain.time_budget")
+    return seconds
+
 
 @dataclasses.dataclass
 class DataConfig:
@@ -162,6 +177,10 @@ class PretrainConfig:
     # Retraining policy: False = every retraining starts from a fresh initialisation; True = from the
     # encoder of the model being served (components/warm_start.py), when there is one.
     warm_start: bool = False
+    # A wall-clock budget for pre-training ("90s", "10m", "2h"): the epoch count is then chosen from
+    # the throughput measured on the first steps, so the whole schedule ends inside it (`epochs` is
+    # ignored). None: `epochs` as given.
+    time_budget: Optional[str] = None
 
     def resolved(self, image_size: int) -> "PretrainConfig":
         """A copy with every `None` replaced by the paper's value for this image size."""
@@ -257,7 +276,9 @@ class PipelineConfig:
                 f"unknown augmentation preset {d.augment!r}; choose one of {', '.join(AUGMENT_PRESETS)}", "data.augment")
         require(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}",
                 "pretrain.backbone")
-        require(p.warmup_epochs < p.epochs, "warm-up must be shorter than training")
+        require(p.warmup_epochs < p.epochs or p.time_budget is not None, "warm-up must be shorter than training")
+        if p.time_budget is not None:
+            duration_seconds(p.time_budget)
         require(p.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}")
         require(bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", self.pipeline_name)),
                 f"pipeline_name must be 1-63 lowercase letters, digits and '-' (what KFP and Vertex accept), "

@@ -18,12 +18,16 @@ import types
 import tensorflow as tf
 import tf_keras as keras
 
-from simsiam_tfx.config import PipelineConfig, is_cifar_size
+from simsiam_tfx.config import ConfigError, PipelineConfig, duration_seconds, is_cifar_size
 from simsiam_tfx.trainer import backbones, data, distribute, heads, model, monitors, schedules
 
 # fp16 is float16 compute with dynamic loss scaling (see `build_simsiam`); bf16 needs none.
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 HISTORY_FILE = "history.json"
+BUDGET_FILE = "time_budget.json"  # the epochs a --time-budget chose, beside the checkpoints (a resumed run keeps them)
+MEASURED_STEPS = 12  # train steps timed, after the warm-up ones, to choose the epochs of a time budget
+WARMUP_STEPS = 3
+RISING = 0.01  # kNN accuracy gained over the last quarter of the run that counts as "still rising"
 
 
 def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, weight_decay: float,
@@ -235,9 +239,16 @@ def pretrain(config: PipelineConfig, inputs: PretrainData, log_dir: str,
     # The policy is global in Keras: set it only while this model is built and trained.
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[p.precision])
     try:
+        started = time.perf_counter()
         keras.utils.set_random_seed(p.seed)
         run = _plan(dataclasses.replace(config, pretrain=p), strategy, scratch, inputs.pretrain_files)
-        return _train(run, inputs, log_dir, checkpoint_dir, initial_encoder_weights)
+        budget = None
+        if p.time_budget is not None:
+            run, budget = _fit_to_budget(run, inputs, checkpoint_dir, started)
+            keras.utils.set_random_seed(p.seed)  # the measurement drew random numbers
+        simsiam, metrics = _train(run, inputs, log_dir, checkpoint_dir, initial_encoder_weights)
+        metrics["time_budget"] = budget
+        return simsiam, metrics
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if scratch:
@@ -252,6 +263,97 @@ def _plan(config, strategy, scratch, pretrain_files) -> _Run:
         raise ValueError(f"{num_examples} examples cannot fill a batch on each of {replicas} replicas")
     return _Run(config, strategy, scratch, num_examples, batch_size,
                 steps_per_epoch=max(1, num_examples // batch_size))
+
+
+def choose_epochs(budget_s: float, spent_s: float, images_per_second: float, images_per_epoch: int,
+                  epoch_overhead_s: float) -> int:
+    """How many whole epochs fit in what is left of the budget (the cosine schedule then ends
+    inside it): each epoch trains `images_per_epoch` and pays the monitor's overhead."""
+    per_epoch = images_per_epoch / images_per_second + epoch_overhead_s
+    return int(max(0.0, budget_s - spent_s) // per_epoch)
+
+
+class _StepTimes(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def _measure(run: _Run, inputs: PretrainData) -> tuple[float, float]:
+    """(images per second of the train step, seconds of one kNN monitor pass), on a throwaway model
+    of the same settings fed by the same input pipeline."""
+    p = run.p
+    with run.strategy.scope():
+        trial = build_simsiam(p.backbone, p.width, run.image_size, p.proj_dim, p.weight_decay, run.peak_lr, p.momentum)
+    views = _views(run.strategy, inputs.pretrain_files, run.image_size, run.batch_size, inputs.transform(), p.seed,
+                   run.num_examples)
+    times = _StepTimes()
+    trial.fit(views, epochs=1, steps_per_epoch=WARMUP_STEPS + MEASURED_STEPS, callbacks=[times], verbose=0)
+    measured = times.ends[-1] - times.ends[WARMUP_STEPS - 1]
+    images_per_second = MEASURED_STEPS * run.batch_size / max(measured, 1e-9)
+    knn_seconds = 0.0
+    if p.knn_k > 0 and inputs.probe_files and inputs.eval_files:
+        start = time.perf_counter()
+        for files in (inputs.probe_files, inputs.eval_files):
+            monitors.extract_features(trial.encoder, data.labelled_images(files, run.image_size, 512))
+        knn_seconds = time.perf_counter() - start
+    return images_per_second, knn_seconds
+
+
+def _fit_to_budget(run: _Run, inputs: PretrainData, checkpoint_dir: str | None, started: float) -> tuple[_Run, dict]:
+    """The run with its epochs chosen for --time-budget, and what was decided. A resumed run keeps
+    the epochs its first execution chose (its checkpoints follow that schedule)."""
+    p = run.p
+    budget_s = duration_seconds(p.time_budget)
+    if distribute.num_workers() > 1:  # each worker would measure, and choose, its own epochs
+        raise ConfigError("--time-budget with several workers is not supported yet: set --epochs")
+    saved = os.path.join(checkpoint_dir, BUDGET_FILE) if checkpoint_dir else None
+    if saved and tf.io.gfile.exists(saved):
+        with tf.io.gfile.GFile(saved) as f:
+            decision = json.load(f)
+    else:
+        images_per_second, knn_seconds = _measure(run, inputs)
+        images_per_epoch = run.steps_per_epoch * run.batch_size
+        spent = time.perf_counter() - started
+        epochs = choose_epochs(budget_s, spent, images_per_second, images_per_epoch, knn_seconds)
+        per_epoch = images_per_epoch / images_per_second + knn_seconds
+        if epochs < 1:
+            raise ConfigError(f"--time-budget {p.time_budget} is too small for one epoch of pre-training: one takes "
+                              f"about {per_epoch:.0f} s here ({images_per_second:.0f} images/s, {images_per_epoch} "
+                              f"images an epoch{f', kNN monitor {knn_seconds:.0f} s' if knn_seconds else ''}) and "
+                              f"{spent:.0f} s went into setting up and measuring")
+        decision = {"budget": p.time_budget, "budget_seconds": budget_s, "epochs": epochs,
+                    "images_per_second": images_per_second, "knn_seconds_per_epoch": knn_seconds,
+                    "seconds_before_training": spent}
+        if saved and distribute.is_chief():
+            tf.io.gfile.makedirs(checkpoint_dir)
+            with tf.io.gfile.GFile(saved, "w") as f:
+                json.dump(decision, f)
+    print(f"[pretrain] epochs chosen: {decision['epochs']} for {decision['budget']} at "
+          f"{decision['images_per_second']:.0f} images/s", flush=True)
+    warmup = min(p.warmup_epochs, decision["epochs"] - 1)
+    pretrain_settings = dataclasses.replace(p, epochs=decision["epochs"], warmup_epochs=warmup)
+    return dataclasses.replace(run, config=dataclasses.replace(run.config, pretrain=pretrain_settings)), decision
+
+
+def more_time_verdict(history: list[dict], seconds: float) -> dict | None:
+    """Whether the run's kNN curve was still rising at its end: its rise over the last quarter of
+    the epochs (a least-squares line through them, so one noisy epoch does not decide), and a
+    suggested pre-training budget. None without a kNN curve of at least 4 epochs."""
+    import numpy as np
+    curve = [row["knn_accuracy"] for row in history if row.get("knn_accuracy") is not None]
+    if len(curve) < 4:
+        return None
+    quarter = max(2, len(curve) // 4)
+    tail = np.asarray(curve[-quarter:], dtype=float)
+    slope = float(np.polyfit(np.arange(quarter), tail, 1)[0])
+    rise = slope * quarter
+    rising = rise >= RISING
+    return {"knn_rise_last_quarter": rise, "last_quarter_epochs": quarter, "still_rising": rising,
+            "suggested_budget_seconds": round(2 * seconds) if rising else None}
 
 
 def _monitor(run: _Run, inputs: PretrainData, log_dir: str, learning_rate) -> tuple[list, monitors.EpochMonitor]:
@@ -339,5 +441,6 @@ def _metrics(run: _Run, history: list[dict], initial_epoch: int, seconds: float)
         "images_per_second": (p.epochs - initial_epoch) * run.steps_per_epoch * run.batch_size / max(seconds, 1e-9),
         "seconds": seconds,
         "resumed_after_epoch": initial_epoch,
+        "more_time": more_time_verdict(history, seconds),
         "history": history,
     }

@@ -324,3 +324,21 @@ def test_compile_never_shows_the_value_of_a_credential_looking_beam_flag(tmp_pat
     assert "S3CRET" not in out + err
     assert "Beam flags of the Beam steps: --runner=DataflowRunner --region=europe-west4 --my_api_token=**** " \
            "--db_password=**** --no_such_flag=x" in out
+
+
+def test_a_time_budget_is_compiled_in_and_can_be_set_per_run(tmp_path, capsys):
+    image = "img@sha256:" + "0" * 64
+    path = str(tmp_path / "p.json")
+    assert cli.main(["compile", "--target", "vertex", "--image", image, "--pipeline-root", ROOT, "--output", path,
+                     "--time-budget", "20m"]) == 0
+    base = ["vertex", "run", "--template", path, "--project", "p", "--region", "europe-west4", "--dry-run"]
+    capsys.readouterr()
+    assert cli.main(base) == 0
+    compiled = json.loads(json.loads(capsys.readouterr().out)["pipeline_job"]["pipelineSpec"]["root"][
+        "inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])
+    assert compiled["config"]["pretrain"]["time_budget"] == "20m"
+    assert cli.main([*base, "--time-budget", "2h"]) == 0
+    values = json.loads(capsys.readouterr().out)["pipeline_job"]["runtimeConfig"]["parameterValues"]
+    assert json.loads(values["trainer_config"])["config"]["pretrain"]["time_budget"] == "2h"
+    assert cli.main([*base, "--time-budget", "5s"]) == 2
+    assert capsys.readouterr().err.strip() == "simsiam-tfx: error: pretrain.time_budget must be between 10s and 168h, got '5s'"

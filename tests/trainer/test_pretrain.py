@@ -148,3 +148,56 @@ def test_warm_start_begins_from_the_given_encoder_weights(tmp_path):
         np.testing.assert_array_equal(given.numpy(), trained.numpy())
     fresh, _ = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb2"))
     assert not np.array_equal(fresh.encoder.trainable_weights[0].numpy(), served.trainable_weights[0].numpy())
+
+
+@pytest.mark.parametrize("budget_s, spent_s, ips, per_epoch, overhead, expected", [
+    (600, 20, 300, 3000, 2, 48),  # (600 - 20) // (10 + 2)
+    (600, 0, 100, 3000, 0, 20), (60, 59, 1000, 1000, 0, 1), (60, 61, 1000, 1000, 0, 0), (10, 0, 10, 1000, 0, 0)])
+def test_the_epochs_of_a_time_budget_fit_what_is_left_of_it(budget_s, spent_s, ips, per_epoch, overhead, expected):
+    from simsiam_tfx.trainer.pretrain import choose_epochs
+    assert choose_epochs(budget_s, spent_s, ips, per_epoch, overhead) == expected
+
+
+def test_a_time_budget_chooses_the_epochs_from_measured_throughput_and_a_resumed_run_keeps_them(tmp_path, capsys):
+    config, data = tiny_config(tmp_path, "fp32")
+    config.pretrain.time_budget = "15s"
+    inputs = PretrainData([data], in_process(config), num_classes=10)
+    _, metrics = pretrain(config, inputs, log_dir=str(tmp_path / "tb"), checkpoint_dir=str(tmp_path / "ckpt"))
+    budget = metrics["time_budget"]
+    assert budget["budget"] == "15s" and budget["images_per_second"] > 0
+    assert metrics["epochs"] == budget["epochs"] >= 1 and len(metrics["history"]) == budget["epochs"]
+    assert f"epochs chosen: {budget['epochs']} for 15s at" in capsys.readouterr().out
+    # Not a timing assertion: the chosen schedule plus what preceded it is planned to fit the budget.
+    planned = budget["seconds_before_training"] + budget["epochs"] * (32 / budget["images_per_second"])
+    assert planned <= 15
+    # What the first execution decided is kept beside the checkpoints: a resumed run follows it.
+    with open(tmp_path / "ckpt" / "time_budget.json") as f:
+        assert json.load(f)["epochs"] == budget["epochs"]
+
+
+def test_a_time_budget_too_small_for_one_epoch_is_one_line(tmp_path, monkeypatch):
+    from simsiam_tfx.config import ConfigError
+    from simsiam_tfx.trainer import pretrain as pretrain_module
+    config, data = tiny_config(tmp_path, "fp32")
+    config.pretrain.time_budget = "10s"
+    monkeypatch.setattr(pretrain_module, "_measure", lambda run, inputs: (1.0, 0.0))  # 1 image/s: 32 s an epoch
+    with pytest.raises(ConfigError, match=r"--time-budget 10s is too small for one epoch of pre-training: one takes "
+                                          r"about 32 s here \(1 images/s, 32 images an epoch\)"):
+        pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"))
+
+
+@pytest.mark.parametrize("curve, rising", [
+    ([0.1 + 0.01 * i for i in range(12)], True), ([0.3] * 12, False), ([0.1, 0.2, 0.3, 0.3, 0.31, 0.3, 0.3, 0.3], False),
+    ([0.1, 0.3, 0.2], None)])
+def test_whether_more_time_would_pay_follows_the_end_of_the_knn_curve(curve, rising):
+    from simsiam_tfx.pipeline.summary import more_time_line
+    from simsiam_tfx.trainer.pretrain import more_time_verdict
+    verdict = more_time_verdict([{"knn_accuracy": v} for v in curve], seconds=300)
+    if rising is None:  # too short a curve to say
+        assert verdict is None and more_time_line(verdict, 300) is None
+        return
+    assert verdict["still_rising"] is rising
+    line = more_time_line(verdict, 300)
+    assert line.startswith("likely to pay") if rising else line.startswith("unlikely to pay")
+    if rising:
+        assert verdict["suggested_budget_seconds"] == 600 and "--time-budget 10m" in line
