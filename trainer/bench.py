@@ -5,6 +5,12 @@ All three use the Trainer's own code: `pretrain.build_simsiam` and its train ste
 Transform graph built and loaded as in the pipeline (`data.write_transform_graph`,
 `data.Transform.load`). Rates are images per second, an image being one pair of views (two
 forward/backward passes).
+
+How close to the machine: the train step's floating-point operations are counted in its graph by
+TensorFlow's profiler (forward and backward of both views, the optimizer update), so
+`train_gflops_per_second` is counted work, not an estimate; `matmul_peak_gflops` is this machine's
+measured rate on a large matrix product in the same precision, the practical ceiling the step is
+compared with (`share_of_matmul_peak`).
 """
 from __future__ import annotations
 
@@ -38,6 +44,17 @@ def device_name() -> str:
     return f"{os.cpu_count()} x {model}"
 
 
+def cpu_flags() -> str:
+    """The CPU features a timing depends on (AVX2, AVX-512, BF16, AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return ""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return " ".join(flag for flag in wanted if flag in flags)
+
+
 class _EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -57,6 +74,28 @@ def _timed(step, steps: int, warmup: int, batch_size: int) -> float:
     for _ in range(steps):
         step()
     return steps * batch_size / (time.perf_counter() - start)
+
+
+def step_flops(step, *args) -> int:
+    """Floating-point operations of one call of the tf.function `step`, counted in its graph."""
+    from tensorflow.python.profiler import model_analyzer, option_builder
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(model_analyzer.profile(step.get_concrete_function(*args).graph, options=options).total_float_ops)
+
+
+def matmul_peak_gflops(precision: str, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matrix product in the precision's compute type (bf16 where it is
+    mixed_bfloat16), after one warm-up product."""
+    dtype = {"bf16": tf.bfloat16, "fp16": tf.float16}.get(precision, tf.float32)
+    a = tf.random.stateless_uniform((n, n), (1, 2), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    product = tf.function(lambda x: tf.matmul(x, x))
+    product(a).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        product(a).numpy()
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def _write_random_examples(path: str, num_images: int, image_size: int, seed: int = 0) -> None:
@@ -86,6 +125,8 @@ def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch
                       for i in range(2))
         train_step = tf.function(simsiam.train_step, jit_compile=xla or None)
         train_rate = _timed(lambda: train_step(views)["loss"].numpy(), steps, warmup, batch_size)
+        flops_per_image = step_flops(tf.function(simsiam.train_step), views) / batch_size
+        peak = matmul_peak_gflops(precision)
 
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "transformed.tfrecord.gz")
@@ -108,7 +149,11 @@ def run(backbone: str = "resnet18", width: int = 16, image_size: int = 32, batch
         "train_images_per_second": round(train_rate, 1),
         "input_images_per_second": round(input_rate, 1),
         "end_to_end_images_per_second": round(end_to_end_rate, 1),
+        "train_mflop_per_image": round(flops_per_image / 1e6, 1),
+        "train_gflops_per_second": round(flops_per_image * train_rate / 1e9, 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "share_of_matmul_peak": round(flops_per_image * train_rate / 1e9 / peak, 3),
         "backbone": backbone, "width": width, "image_size": image_size, "batch_size": batch_size,
         "precision": precision, "xla": xla, "augment": augment_name, "steps": steps, "warmup": warmup,
-        "device": device_name(), "tensorflow": tf.__version__,
+        "device": device_name(), "cpu_flags": cpu_flags(), "tensorflow": tf.__version__,
     }
