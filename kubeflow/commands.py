@@ -77,6 +77,7 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
     """Runtime parameter values that differ from the compiled defaults, from --param/--epochs/..."""
     from simsiam_tfx.components import trainer_config
     from simsiam_tfx.kubeflow import compile as kc
+    from simsiam_tfx.pipeline.flags import named_by_flag
     from simsiam_tfx.pipeline.pipeline import eval_config_json, eval_settings
     declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     values: dict[str, Any] = {name: p.get("defaultValue") for name, p in declared.items()}
@@ -105,7 +106,14 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
             config.eval.min_accuracy = args.min_accuracy
         if args.max_regression is not None:
             config.eval.max_regression = args.max_regression
-        config.validate()
+        given = {field: flag for field, flag, value in (
+            ("pretrain.epochs", "--epochs", args.epochs), ("pretrain.time_budget", "--time-budget", args.time_budget),
+            ("eval.min_accuracy", "--min-accuracy", args.min_accuracy),
+            ("eval.max_regression", "--max-regression", args.max_regression)) if value is not None}
+        try:
+            config.validate()
+        except ConfigError as e:
+            raise named_by_flag(e, given) from None
         if args.epochs is not None or args.time_budget is not None:
             values[kc.PARAM_TRAINER_CONFIG] = trainer_config.custom_config_json(config, gpus)
             changed.add(kc.PARAM_TRAINER_CONFIG)

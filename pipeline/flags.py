@@ -177,7 +177,13 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     config.output_dir = glob_safe_folder(os.path.abspath(os.path.expanduser(config.output_dir)))
     try:
         return config.validate()
-    except ConfigError as e:  # name what the user typed: the flag, when the value came from one
-        if e.key in given and str(e).startswith(e.key):
-            raise ConfigError(given[e.key] + str(e)[len(e.key):], e.key) from None
-        raise
+    except ConfigError as e:
+        raise named_by_flag(e, given) from None
+
+
+def named_by_flag(error: ConfigError, given: dict[str, str]) -> ConfigError:
+    """The error naming what the user typed: the flag (`given`: field -> flag), when the value came
+    from one."""
+    if error.key in given and str(error).startswith(error.key):
+        return ConfigError(given[error.key] + str(error)[len(error.key):], error.key)
+    return error

@@ -341,4 +341,4 @@ def test_a_time_budget_is_compiled_in_and_can_be_set_per_run(tmp_path, capsys):
     values = json.loads(capsys.readouterr().out)["pipeline_job"]["runtimeConfig"]["parameterValues"]
     assert json.loads(values["trainer_config"])["config"]["pretrain"]["time_budget"] == "2h"
     assert cli.main([*base, "--time-budget", "5s"]) == 2
-    assert capsys.readouterr().err.strip() == "simsiam-tfx: error: pretrain.time_budget must be between 10s and 168h, got '5s'"
+    assert capsys.readouterr().err.strip() == "simsiam-tfx: error: --time-budget must be between 10s and 168h, got '5s'"
