@@ -7,8 +7,10 @@ installed `tfx` into a fresh temporary folder, builds an sdist there and never d
 Neither half is of use to us:
 
 - Beam in this process (the DirectRunner, our default locally and in every cluster step) has no
-  remote workers; the copy costs seconds per component and leaks a temporary folder per component
-  run. `skip_staging_for_direct_runner` makes TFX leave such flags alone.
+  remote workers, nor has a LOOPBACK environment of a portable runner (its SDK workers are threads
+  of this process or `python` processes it starts); the copy costs seconds per component and leaks
+  a temporary folder per component run. `skip_staging_for_direct_runner` makes TFX leave such flags
+  alone.
 - Remote workers (Dataflow, Flink, Spark) need our code as well as TFX: ExampleGen's DoFns are
   ours. `with_worker_image` points them at the pipeline's image, which has both.
 """
@@ -29,8 +31,10 @@ def _options(beam_pipeline_args: list[str]) -> dict:
 
 
 def _in_process(options: dict) -> bool:
-    # A LOOPBACK environment's SDK workers run in this process (Beam's portable_runner.py,
-    # start_and_replace_loopback_environments): like the DirectRunner's, they need nothing shipped.
+    # A LOOPBACK environment's SDK workers are this process's threads, or with the experiment
+    # use_loopback_process_worker `python -c ...` processes it starts (Beam 2.73 portable_runner.py,
+    # start_and_replace_loopback_environments; worker_pool_main.py, StartWorker): like the
+    # DirectRunner's, they import what this machine's Python has and install nothing shipped.
     if (options.get("environment_type") or "").upper() == "LOOPBACK":
         return True
     runner = options.get("runner") or "DirectRunner"
@@ -38,7 +42,8 @@ def _in_process(options: dict) -> bool:
 
 
 def runs_in_process(beam_pipeline_args: list[str]) -> bool:
-    """True when Beam runs on this machine, from this Python environment (any DirectRunner mode)."""
+    """True when Beam's workers run on this machine, from this Python environment: any DirectRunner
+    mode, or a LOOPBACK environment (a PROCESS or EXTERNAL one may be on another machine)."""
     return _in_process(_options(beam_pipeline_args))
 
 
@@ -56,8 +61,8 @@ def with_worker_image(beam_pipeline_args: list[str], image: str) -> list[str]:
 
 
 def skip_staging_for_direct_runner() -> None:
-    """From now on in this process, TFX's Beam executors package nothing for a DirectRunner; other
-    runners keep TFX's behaviour. Idempotent."""
+    """From now on in this process, TFX's Beam executors package nothing for a DirectRunner or a
+    LOOPBACK environment (`runs_in_process`); other runners keep TFX's behaviour. Idempotent."""
     from tfx.utils import dependency_utils
     tfx_flags = dependency_utils.make_beam_dependency_flags
     if getattr(tfx_flags, "skips_direct_runner", False):

@@ -11,8 +11,10 @@ IMAGE = "registry.example/simsiam-tfx:1"
 DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=europe-west4"]
 FLINK = ["--runner=PortableRunner", "--job_endpoint=flink:8099", "--environment_type=DOCKER",
          "--environment_config=registry.example/other:2"]
-# Beam's own in-process job service, SDK workers in this process (tests/e2e/test_beam_portability.py).
+# Beam's own in-process job service, SDK workers on this machine from this Python environment: threads
+# of this process, or with use_loopback_process_worker `python` processes (tests/e2e/test_beam_portability.py).
 PORTABLE_LOOPBACK = ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"]
+PORTABLE_LOOPBACK_PROCESSES = PORTABLE_LOOPBACK + ["--experiments=use_loopback_process_worker"]
 
 
 @pytest.fixture
@@ -30,17 +32,20 @@ def no_tfx_package(monkeypatch):
 @pytest.mark.parametrize("args, in_process", [
     (PipelineConfig().beam_pipeline_args, True), ([], True),
     (["--runner=DirectRunner", "--direct_running_mode=multi_processing"], True),
-    (PORTABLE_LOOPBACK, True), (FLINK[:2] + ["--environment_type=LOOPBACK"], True),
-    (DATAFLOW, False), (FLINK, False), (PORTABLE_LOOPBACK[:2] + ["--environment_type=PROCESS"], False)])
+    (PORTABLE_LOOPBACK, True), (PORTABLE_LOOPBACK_PROCESSES, True), (FLINK[:2] + ["--environment_type=loopback"], True),
+    (DATAFLOW, False), (FLINK, False), (PORTABLE_LOOPBACK[:2], False),  # PortableRunner's default: DOCKER
+    # PROCESS and EXTERNAL workers may run on other machines (a Flink task manager): TFX stages as before.
+    (PORTABLE_LOOPBACK[:2] + ["--environment_type=PROCESS"], False),
+    (PORTABLE_LOOPBACK[:2] + ["--environment_type=EXTERNAL", "--environment_config=localhost:50000"], False)])
 def test_runs_in_process(args, in_process):
     assert beam_dependencies.runs_in_process(args) is in_process
 
 
-def test_beam_executor_with_the_default_flags_stages_nothing(no_tfx_package):
+@pytest.mark.parametrize("args", [PipelineConfig().beam_pipeline_args, PORTABLE_LOOPBACK_PROCESSES])
+def test_beam_executor_running_beam_on_this_machine_stages_nothing(no_tfx_package, args):
     from tfx.components.statistics_gen.executor import Executor
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 
-    args = PipelineConfig().beam_pipeline_args
     with pytest.raises(AssertionError, match="packaged itself"):  # TFX alone packages itself
         Executor(BaseBeamExecutor.Context(beam_pipeline_args=list(args)))
     beam_dependencies.skip_staging_for_direct_runner()

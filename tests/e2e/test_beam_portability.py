@@ -1,23 +1,32 @@
 """The data stages through Beam's portability framework (slow): ExampleGen, StatisticsGen,
 SchemaGen, ExampleValidator, StopOnAnomalies and Transform with `--runner=PortableRunner` against
-Beam's own in-process job service and a LOOPBACK environment, compared with the DirectRunner.
+Beam's own in-process job service and a LOOPBACK environment whose SDK workers are separate
+processes, compared with the DirectRunner.
 
 Flink, Spark and Dataflow Runner v2 run our Beam steps through this framework: the pipeline is
 translated to its runner-API proto, every DoFn and closure pickled, and bundles executed by an SDK
 worker over the Fn API, so what works only in the DirectRunner's own process (unpicklable
-closures, module-level state, a local file a worker cannot see) fails here. Beam 2.73
-(apache_beam/runners/portability/portable_runner.py): `--job_endpoint=embed` makes
-`create_job_service` start `job_server.EmbeddedJobServer`, a `local_job_service.LocalJobServicer`
-in this process (no Prism or Java job server to download); `--environment_type=LOOPBACK` makes
-`start_and_replace_loopback_environments` start a worker pool here, reached over gRPC.
+closures, module-level state set up by the caller) fails here. Beam 2.73
+(apache_beam/runners/portability/portable_runner.py):
+- `--job_endpoint=embed`: `PortableRunner.create_job_service` starts `job_server.EmbeddedJobServer`,
+  a `local_job_service.LocalJobServicer` in this process (no Prism or Java job server to download);
+- `--environment_type=LOOPBACK`: `PortableRunner.start_and_replace_loopback_environments` starts a
+  `worker_pool_main.BeamFnExternalWorkerPoolServicer` and points the job at it over gRPC;
+- `--experiments=use_loopback_process_worker` (same function): that pool starts every SDK worker as
+  a new `python -c "...SdkHarness(...).run()"` process (`BeamFnExternalWorkerPoolServicer.StartWorker`)
+  instead of a thread of this process, so nothing this process set up in memory reaches the DoFns.
 """
 import glob
+import json
 import logging
 import os
+import shlex
+import sys
 
 import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.utils import dependency_utils
 
 from simsiam_tfx.components import beam_dependencies, sources
 from simsiam_tfx.config import PipelineConfig
@@ -26,8 +35,12 @@ from simsiam_tfx.pipeline.local_runner import pipeline_ir
 from simsiam_tfx.pipeline.pipeline import data_stages
 from simsiam_tfx.pipeline.summary import RunRecord
 
-PORTABLE = ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"]
+PORTABLE = ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK",
+            "--experiments=use_loopback_process_worker"]
 PER_SPLIT = (48, 32, 32)
+BEAM_STAGES = 3  # ExampleGen, StatisticsGen, Transform: one Beam job each
+JOB_DONE = "Job state changed to DONE"  # portable_runner.py, PipelineResult.wait_until_finish
+WORKER_STARTED = "Starting worker with command"  # worker_pool_main.py, StartWorker (process workers)
 
 
 def run_data_stages(output_dir: str, beam_args: list[str]) -> RunRecord:
@@ -45,10 +58,21 @@ def run_data_stages(output_dir: str, beam_args: list[str]) -> RunRecord:
     return RunRecord(config.metadata_path, config.pipeline_name)
 
 
-def records_per_split(uri: str) -> dict[str, int]:
-    return {split: sum(1 for path in glob.glob(os.path.join(glob.escape(uri), f"Split-{split}", "*"))
-                       for _ in tf.data.TFRecordDataset(path, compression_type="GZIP"))
-            for split in SPLITS}
+def examples_per_split(artifact) -> dict[str, list[bytes]]:
+    """Every tf.Example of each split, re-serialized deterministically (map order fixed) and sorted:
+    equal lists mean the same examples, whatever order the runner wrote them in."""
+    out = {}
+    for split in SPLITS:
+        files = glob.glob(os.path.join(glob.escape(artifact.uri), f"Split-{split}", "*"))
+        out[split] = sorted(tf.train.Example.FromString(record.numpy()).SerializeToString(deterministic=True)
+                            for path in files for record in tf.data.TFRecordDataset(path, compression_type="GZIP"))
+    return out
+
+
+def statistics_counts(artifact) -> dict[str, int]:
+    import tensorflow_data_validation as tfdv
+    return {split: int(tfdv.load_stats_binary(os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb"))
+                       .datasets[0].num_examples) for split in SPLITS}
 
 
 def read(path: str) -> str:
@@ -56,25 +80,66 @@ def read(path: str) -> str:
         return f.read()
 
 
+@pytest.fixture
+def worker_python(tmp_path, monkeypatch):
+    """Beam's pool starts process workers as plain `python` (worker_pool_main.py, StartWorker): make
+    that this interpreter, virtual environment included, whatever PATH held."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.fixture
+def no_tfx_package(monkeypatch):
+    """TFX packaging itself for the workers fails the run: a LOOPBACK environment needs nothing
+    shipped (components/beam_dependencies.py)."""
+    def build_ephemeral_package():
+        raise AssertionError("TFX packaged itself for Beam workers")
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", build_ephemeral_package)
+
+
+def beam_log_count(caplog, text: str) -> int:
+    return sum(text in record.getMessage() for record in caplog.records)
+
+
 @pytest.mark.slow
-def test_data_stages_run_through_the_portable_runner_as_through_the_direct_runner(tmp_path, caplog):
-    direct = run_data_stages(str(tmp_path / "direct"), PipelineConfig().beam_pipeline_args)
-    with caplog.at_level(logging.INFO, logger="apache_beam.runners.portability"):
+def test_data_stages_run_through_the_portable_runner_as_through_the_direct_runner(
+        tmp_path, caplog, worker_python, no_tfx_package):
+    with caplog.at_level(logging.INFO, logger="apache_beam"):
+        direct = run_data_stages(str(tmp_path / "direct"), PipelineConfig().beam_pipeline_args)
+        assert beam_log_count(caplog, JOB_DONE) == beam_log_count(caplog, WORKER_STARTED) == 0
+        caplog.clear()
         portable = run_data_stages(str(tmp_path / "portable"), PORTABLE)
-    # Each Beam stage (ExampleGen, StatisticsGen, Transform) was a job of the portable job service.
-    assert sum("Job state changed to DONE" in r.getMessage() for r in caplog.records) >= 3
-    for record in (direct, portable):
+        # Each Beam stage was a job of the portable job service, run by an SDK worker process.
+        assert beam_log_count(caplog, JOB_DONE) == BEAM_STAGES
+        assert beam_log_count(caplog, WORKER_STARTED) >= BEAM_STAGES
+
+    runs = {"direct": direct, "portable": portable}
+    for record in runs.values():
         assert set(record.executions) == {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
                                           "StopOnAnomalies", "Transform"}
-    examples = {name: records_per_split(r.output("ExampleGen", "examples").uri)
-                for name, r in (("direct", direct), ("portable", portable))}
-    assert examples["portable"] == examples["direct"] == dict(zip(SPLITS, PER_SPLIT))
-    transformed = {name: records_per_split(r.output("Transform", "transformed_examples").uri)
-                   for name, r in (("direct", direct), ("portable", portable))}
-    assert transformed["portable"] == transformed["direct"] == dict(zip(SPLITS, PER_SPLIT))
-    schema = {name: read(os.path.join(r.output("SchemaGen", "schema").uri, "schema.pbtxt"))
-              for name, r in (("direct", direct), ("portable", portable))}
+        assert set(record.states().values()) == {"executed"}
+
+    def each(read_one):
+        return {name: read_one(record) for name, record in runs.items()}
+
+    expected_counts = dict(zip(SPLITS, PER_SPLIT))
+    examples = each(lambda r: examples_per_split(r.output("ExampleGen", "examples")))
+    assert {split: len(e) for split, e in examples["direct"].items()} == expected_counts
+    assert examples["portable"] == examples["direct"]
+    # ExampleGen's per-split counts come from Beam counters, read back through the runner's metrics.
+    counted = each(lambda r: json.loads(
+        r.output("ExampleGen", "examples").custom_properties["example_counts"].string_value))
+    assert counted["portable"] == counted["direct"] == expected_counts
+    assert each(lambda r: statistics_counts(r.output("StatisticsGen", "statistics"))) == {
+        "direct": expected_counts, "portable": expected_counts}
+    schema = each(lambda r: read(os.path.join(r.output("SchemaGen", "schema").uri, "schema.pbtxt")))
     assert schema["portable"] == schema["direct"]
-    graph = {name: read(os.path.join(r.output("Transform", "transform_graph").uri, "transformed_metadata",
-                                      "schema.pbtxt")) for name, r in (("direct", direct), ("portable", portable))}
-    assert graph["portable"] == graph["direct"]
+    transformed = each(lambda r: examples_per_split(r.output("Transform", "transformed_examples")))
+    assert {split: len(e) for split, e in transformed["direct"].items()} == expected_counts
+    assert transformed["portable"] == transformed["direct"]
+    graph_schema = each(lambda r: read(os.path.join(r.output("Transform", "transform_graph").uri,
+                                                    "transformed_metadata", "schema.pbtxt")))
+    assert graph_schema["portable"] == graph_schema["direct"]
