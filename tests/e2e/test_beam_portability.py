@@ -1,7 +1,8 @@
 """The data stages through Beam's portability framework (slow): ExampleGen, StatisticsGen,
 SchemaGen, ExampleValidator, StopOnAnomalies and Transform with `--runner=PortableRunner` against
 Beam's own in-process job service and a LOOPBACK environment whose SDK workers are separate
-processes, compared with the DirectRunner.
+processes, compared with the DirectRunner; and ExampleGen alone on the other kinds of source (an
+image folder of awkward files, a prepared TFDS data set), whose DoFns the embedded data skips.
 
 Flink, Spark and Dataflow Runner v2 run our Beam steps through this framework: the pipeline is
 translated to its runner-API proto, every DoFn and closure pickled, and bundles executed by an SDK
@@ -28,12 +29,13 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.utils import dependency_utils
 
-from simsiam_tfx.components import beam_dependencies, sources
-from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.components import beam_dependencies, example_gen, sources
+from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.features import SPLITS
 from simsiam_tfx.pipeline.local_runner import pipeline_ir
 from simsiam_tfx.pipeline.pipeline import data_stages
 from simsiam_tfx.pipeline.summary import RunRecord
+from tests import data_factory
 
 PORTABLE = ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK",
             "--experiments=use_loopback_process_worker"]
@@ -143,3 +145,50 @@ def test_data_stages_run_through_the_portable_runner_as_through_the_direct_runne
     graph_schema = each(lambda r: read(os.path.join(r.output("Transform", "transform_graph").uri,
                                                     "transformed_metadata", "schema.pbtxt")))
     assert graph_schema["portable"] == graph_schema["direct"]
+
+
+def run_example_gen(data: DataConfig, work, beam_args: list[str]):
+    """ExampleGen's executor as TFX runs it; returns its examples artifact."""
+    from tfx.proto import example_gen_pb2
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+    plan = sources.plan(data, str(work / "data"))
+    component = example_gen.create(sources.write_plan(plan, str(work / "data")))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(work / "examples")
+    props = {key: value if isinstance(value, (str, int)) else proto_utils.proto_to_json(value)
+             for key, value in component.exec_properties.items() if value is not None}
+    props["output_file_format"] = example_gen_pb2.FORMAT_TFRECORDS_GZIP
+    props["output_data_format"] = example_gen_pb2.FORMAT_TF_EXAMPLE
+    beam_dependencies.skip_staging_for_direct_runner()
+    executor = example_gen.Executor(example_gen.Executor.Context(beam_pipeline_args=list(beam_args),
+                                                                 tmp_dir=str(work)))
+    executor.Do({}, {"examples": [examples]}, props)
+    return examples
+
+
+@pytest.mark.slow
+def test_example_gen_reads_image_folders_and_tfds_through_the_portable_runner_as_through_the_direct_runner(
+        tmp_path, caplog, worker_python, no_tfx_package):
+    """The other sources' DoFns (the data stages above read the embedded TFRecords): an image folder
+    of awkward files (fileio matching, the per-file check, skips) for pre-training and a prepared
+    TFDS data set for the probe, in one ExampleGen run."""
+    photos, tfds_dir = tmp_path / "photos", str(tmp_path / "tfds")
+    data_factory.write_awkward_folder(str(photos), with_huge=False)
+    data_factory.prepare_tfds("cifar10", tfds_dir)
+    data = DataConfig(pretrain_images=str(photos), probe_dataset="cifar10", tfds_data_dir=tfds_dir)
+    runs = {"direct": run_example_gen(data, tmp_path / "direct", PipelineConfig().beam_pipeline_args)}
+    with caplog.at_level(logging.INFO, logger="apache_beam"):
+        runs["portable"] = run_example_gen(data, tmp_path / "portable", PORTABLE)
+        assert beam_log_count(caplog, JOB_DONE) == 1 and beam_log_count(caplog, WORKER_STARTED) >= 1
+
+    examples = {name: examples_per_split(artifact) for name, artifact in runs.items()}
+    assert all(examples["direct"].values())  # every split has examples
+    assert examples["portable"] == examples["direct"]
+    for prop in ("example_counts", "skipped_by_reason"):
+        values = {name: json.loads(artifact.get_string_custom_property(prop)) for name, artifact in runs.items()}
+        assert values["portable"] == values["direct"], prop
+    reports = {name: sorted(read(artifact.get_string_custom_property("skipped_report")).splitlines())
+               for name, artifact in runs.items()}
+    assert reports["direct"]  # the awkward folder's unusable files, each named
+    assert reports["portable"] == reports["direct"]
