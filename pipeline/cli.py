@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--width", type=int, default=16)
     bench.add_argument("--image-size", type=int, default=32)
     bench.add_argument("--batch-size", type=int, default=256)
-    bench.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    bench.add_argument("--precision", choices=[p for p in PRECISIONS if p != "auto"], default="fp32",
                        help="bf16 = Keras mixed_bfloat16, fp16 = mixed_float16 with loss scaling (loss and normalisation "
                             "stay float32)")
     bench.add_argument("--xla", action="store_true", help="compile the train step with XLA")

@@ -19,7 +19,7 @@ EMBEDDED_DATASETS = ("shapes", "digits")
 TFDS_DATASETS = ("tf_flowers", "stl10", "cifar10")
 DATASETS = EMBEDDED_DATASETS + TFDS_DATASETS
 BACKBONES = ("resnet18", "resnet50")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where the hardware computes it, else fp32
 AUGMENT_PRESETS = ("imagenet", "cifar", "strong-colour", "mild")
 CIFAR_SIZE_MAX = 96  # images up to this side get the paper's CIFAR recipe, larger ones ImageNet's
 

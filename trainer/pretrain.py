@@ -232,6 +232,10 @@ def pretrain(config: PipelineConfig, inputs: PretrainData, log_dir: str,
     worker calls this, and only the chief writes into `log_dir` and `checkpoint_dir`.
     """
     p = config.pretrain.resolved(config.data.image_size)
+    if p.precision == "auto":
+        precision, why = auto_precision()
+        print(f"[pretrain] precision auto: {precision} ({why})", flush=True)
+        p = dataclasses.replace(p, precision=precision)
     # First, before TensorFlow runs anything: MultiWorkerMirroredStrategy sets up collective ops.
     strategy = distribute.strategy_from_environment()
     # Workers other than the chief write logs and checkpoints into a scratch folder, deleted after.
@@ -263,6 +267,27 @@ def _plan(config, strategy, scratch, pretrain_files) -> _Run:
         raise ValueError(f"{num_examples} examples cannot fill a batch on each of {replicas} replicas")
     return _Run(config, strategy, scratch, num_examples, batch_size,
                 steps_per_epoch=max(1, num_examples // batch_size))
+
+
+def auto_precision(cpu_flags: set[str] | None = None, gpus=None) -> tuple[str, str]:
+    """(precision, why) for --precision auto: bf16 where the hardware computes it natively (a GPU
+    of compute capability 8.0 or newer; a CPU with AVX512-BF16 or AMX-BF16), else fp32."""
+    gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        if tuple(capability) >= (8, 0):
+            return "bf16", f"GPU compute capability {capability[0]}.{capability[1]}"
+        return "fp32", f"GPU compute capability {capability[0]}.{capability[1]} has no native bf16"
+    if cpu_flags is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpu_flags = set(next(line.split(":", 1)[1].split() for line in f if line.startswith("flags")))
+        except (OSError, StopIteration):
+            cpu_flags = set()
+    native = sorted(cpu_flags & {"avx512_bf16", "amx_bf16"})
+    if native:
+        return "bf16", f"this CPU computes bf16: {', '.join(native)}"
+    return "fp32", "this CPU has no native bf16 (no avx512_bf16 or amx_bf16)"
 
 
 def choose_epochs(budget_s: float, spent_s: float, images_per_second: float, images_per_epoch: int,

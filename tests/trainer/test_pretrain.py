@@ -201,3 +201,21 @@ def test_whether_more_time_would_pay_follows_the_end_of_the_knn_curve(curve, ris
     assert line.startswith("likely to pay") if rising else line.startswith("unlikely to pay")
     if rising:
         assert verdict["suggested_budget_seconds"] == 600 and "--time-budget 10m" in line
+
+
+@pytest.mark.parametrize("flags, gpus, expected", [
+    ({"avx2", "avx512f", "avx512_bf16"}, [], "bf16"), ({"avx2", "amx_bf16", "amx_tile"}, [], "bf16"),
+    ({"avx2", "avx512f"}, [], "fp32"), (set(), [], "fp32")])
+def test_auto_precision_picks_bf16_only_where_the_cpu_computes_it(flags, gpus, expected):
+    from simsiam_tfx.trainer.pretrain import auto_precision
+    precision, why = auto_precision(flags, gpus)
+    assert precision == expected and why
+
+
+def test_auto_precision_resolves_before_training_and_is_named(tmp_path, capsys):
+    from simsiam_tfx.trainer.pretrain import auto_precision
+    config, data = tiny_config(tmp_path, "auto")
+    _, metrics = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"))
+    assert metrics["precision"] == auto_precision()[0]
+    assert f"precision auto: {metrics['precision']}" in capsys.readouterr().out
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
