@@ -168,8 +168,9 @@ class PretrainConfig:
     seed: int = 0
     # "bf16": Keras mixed_bfloat16 (bf16 compute, float32 weights; loss and normalisation in
     # float32), for CPUs with AVX512-BF16 and recent GPUs (simsiam-tfx bench measures it). "fp16":
-    # mixed_float16 with dynamic loss scaling on both optimizers, for GPUs without bf16.
-    precision: str = "fp32"
+    # mixed_float16 with dynamic loss scaling on both optimizers, for GPUs without bf16. "auto":
+    # bf16 where the hardware computes it natively, else fp32 (README, "Precision", has the study).
+    precision: str = "auto"
     # kNN monitor each epoch on (eval vs probe_train); 0 disables it.
     knn_k: int = 200
     knn_temperature: float = 0.1
