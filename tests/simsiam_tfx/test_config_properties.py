@@ -66,8 +66,9 @@ def test_any_json_document_loads_into_a_valid_configuration_or_is_one_line_namin
         message = str(e)
         assert message and "\n" not in message
         # The key it is about is named (a whole document that is no object has no key).
-        named = e.key.split(".")[-1] if e.key else None
-        assert named is None or named in message or repr(named) in message, message
+        # The whole key, or the field's name where the section is implied ("unknown backbone ...").
+        names = [e.key, e.key.split(".")[-1]] if e.key else []
+        assert not names or any(n in message or repr(n)[1:-1] in message for n in names), message
         return
     check_types(config)
     for key, allowed in NUMERIC_RANGES.items():
