@@ -27,7 +27,7 @@ from simsiam_tfx.config import default_proj_dim
 from simsiam_tfx.features import to_transformed_example
 from simsiam_tfx.trainer import data
 from simsiam_tfx.trainer.augment import AugmentConfig
-from simsiam_tfx.trainer.pretrain import PRECISION_POLICIES, build_simsiam
+from simsiam_tfx.trainer.pretrain import PRECISION_POLICIES, build_simsiam, cpu_features
 
 
 def device_name() -> str:
@@ -45,14 +45,9 @@ def device_name() -> str:
 
 
 def cpu_flags() -> str:
-    """The CPU features a timing depends on (AVX2, AVX-512, BF16, AMX), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return ""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return " ".join(flag for flag in wanted if flag in flags)
+    """The CPU features a timing depends on (AVX2, AVX-512, BF16, AMX)."""
+    features = cpu_features()
+    return " ".join(flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if flag in features)
 
 
 class _EpochTimer(keras.callbacks.Callback):

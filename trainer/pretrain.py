@@ -269,6 +269,15 @@ def _plan(config, strategy, scratch, pretrain_files) -> _Run:
                 steps_per_epoch=max(1, num_examples // batch_size))
 
 
+def cpu_features() -> set[str]:
+    """This CPU's feature flags (/proc/cpuinfo; empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next(line.split(":", 1)[1].split() for line in f if line.startswith("flags")))
+    except (OSError, StopIteration):
+        return set()
+
+
 def auto_precision(cpu_flags: set[str] | None = None, gpus=None) -> tuple[str, str]:
     """(precision, why) for --precision auto: bf16 where the hardware computes it natively (a GPU
     of compute capability 8.0 or newer; a CPU with AVX512-BF16 or AMX-BF16), else fp32."""
@@ -278,12 +287,7 @@ def auto_precision(cpu_flags: set[str] | None = None, gpus=None) -> tuple[str, s
         if tuple(capability) >= (8, 0):
             return "bf16", f"GPU compute capability {capability[0]}.{capability[1]}"
         return "fp32", f"GPU compute capability {capability[0]}.{capability[1]} has no native bf16"
-    if cpu_flags is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpu_flags = set(next(line.split(":", 1)[1].split() for line in f if line.startswith("flags")))
-        except (OSError, StopIteration):
-            cpu_flags = set()
+    cpu_flags = cpu_features() if cpu_flags is None else cpu_flags
     native = sorted(cpu_flags & {"avx512_bf16", "amx_bf16"})
     if native:
         return "bf16", f"this CPU computes bf16: {', '.join(native)}"
