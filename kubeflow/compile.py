@@ -44,6 +44,7 @@ After TFX's compiler, per target (`finish_spec`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -138,6 +139,7 @@ class KubeflowConfig:
         return self.input_base or self.pipeline_root.rstrip("/") + "/data"
 
 
+@functools.lru_cache(maxsize=None)
 def _opens(scheme: str) -> bool:
     """Whether TensorFlow and Beam (the image's: the same locked versions) have a file system for
     `scheme`."""
