@@ -38,7 +38,7 @@ import tf_keras as keras
 from simsiam_tfx.components import embedded, shapes
 from simsiam_tfx.components.preprocessing import policy_config
 from simsiam_tfx.config import DataConfig, PretrainConfig
-from simsiam_tfx.trainer import backbones, data, probe, schedules
+from simsiam_tfx.trainer import augment, backbones, data, probe, schedules
 from simsiam_tfx.trainer.pretrain import PRECISION_POLICIES, auto_precision, build_simsiam
 
 DATASETS = ("shapes", "digits", "textures")
@@ -129,21 +129,36 @@ def augment_preset(dataset: str) -> str:
     return "mild" if dataset == "digits" else "strong-colour"
 
 
-def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment: str | None,
-            per_split=None, l2: float = 1e-4) -> dict:
+def policy_with(name: str, overrides: dict | None) -> augment.AugmentConfig:
+    """A named policy with some parameters replaced (`--augment-set crop_scale=0.4,1.0`)."""
+    values = {**augment.to_dict(policy_config(name)), **(overrides or {})}
+    return augment.from_dict(values)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        numbers = [float(v) for v in value.split(",")]
+        out[key] = numbers if len(numbers) > 1 else (bool(numbers[0]) if key == "flip" else numbers[0])
+    return out
+
+
+def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment_name: str | None,
+            per_split=None, l2: float = 1e-4, overrides: dict | None = None) -> dict:
     splits, classes = load(dataset, image_size, per_split)
     p = p.resolved(image_size)
     if p.precision == "auto":
         p = dataclasses.replace(p, precision=auto_precision()[0])
-    policy = augment or augment_preset(dataset)
+    policy = augment_name or augment_preset(dataset)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[p.precision])
     try:
         keras.utils.set_random_seed(seed)
         x = splits[0][0]
         batch = min(p.batch_size, len(x))
         steps = max(1, len(x) // batch)
-        views = data.views_of(tf.data.Dataset.from_tensor_slices(x), image_size, batch, policy_config(policy),
-                              seed, len(x))
+        views = data.views_of(tf.data.Dataset.from_tensor_slices(x), image_size, batch,
+                              policy_with(policy, overrides), seed, len(x))
         start = time.perf_counter()
         epochs = p.epochs
         lr = schedules.warmup_cosine(p.base_lr * batch / 256, epochs * steps, p.warmup_epochs * steps)
@@ -158,6 +173,7 @@ def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment
     keras.utils.set_random_seed(probe.RANDOM_INIT_SEED + seed)
     random_init = probe_scores(backbones.build_encoder(p.backbone, image_size, p.width), splits, classes, l2)
     return {"dataset": dataset, "seed": seed, "epochs": epochs, "batch_size": batch, "augment": policy,
+            "augment_overrides": overrides or {},
             "base_lr": p.base_lr, "weight_decay": p.weight_decay, "warmup_epochs": p.warmup_epochs,
             "width": p.width, "proj_dim": p.proj_dim, "precision": p.precision, "image_size": image_size,
             **scores, "random_init_select": random_init["select_accuracy"],
@@ -187,6 +203,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--augment", default=None, help="override the data set's preset")
+    parser.add_argument("--augment-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="replace parameters of the policy, e.g. crop_scale=0.4,1.0 jitter_prob=0.5")
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (CI): 60/40/40 images at 16 px")
     defaults = PretrainConfig()
     for field in ("width", "epochs", "batch_size", "proj_dim", "base_lr", "weight_decay", "momentum",
@@ -206,7 +224,8 @@ def main(argv=None) -> dict:
     rows = []
     for name in args.datasets:
         for seed in args.seeds:
-            row = run_one(name, seed, p, image_size, args.augment, per_split)
+            row = run_one(name, seed, p, image_size, args.augment, per_split,
+                          overrides=parse_overrides(args.augment_set))
             print(json.dumps(row), flush=True)
             rows.append(row)
     summary = table(rows)

@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import time
+import weakref
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -77,16 +78,29 @@ def _terminal_columns(stream) -> int:
         return 0
 
 
+_INFERENCE: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
+
+
+def _inference(encoder: keras.Model) -> Callable:
+    """The encoder's inference call as one graph, traced once per encoder: an eager call runs its
+    layers op by op, which made the per-epoch kNN monitor about twice as slow (README, Performance)."""
+    if encoder not in _INFERENCE:
+        model = weakref.ref(encoder)  # a strong reference from the value would keep the key alive
+        _INFERENCE[encoder] = tf.function(lambda images: model()(images, training=False), reduce_retracing=True)
+    return _INFERENCE[encoder]
+
+
 def extract_features(encoder: keras.Model, dataset: tf.data.Dataset, desc: Optional[str] = None,
                      total: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
     """Encoder features in inference mode (BatchNorm uses its moving statistics) and labels.
 
     With `desc`, shows a progress bar in images (`total` of them, when known: then with an ETA).
     """
+    infer = _inference(encoder)
     feats, labels = [], []
     with progress_bar(desc=desc, total=total, unit="img", disable=None if desc else True) as bar:
         for images, y in dataset:
-            feats.append(encoder(images, training=False).numpy())
+            feats.append(infer(images).numpy())
             labels.append(y.numpy())
             bar.update(len(labels[-1]))
     return np.concatenate(feats).astype(np.float32), np.concatenate(labels).reshape(-1)
