@@ -136,11 +136,12 @@ def policy_with(name: str, overrides: dict | None) -> augment.AugmentConfig:
 
 
 def parse_overrides(pairs: list[str]) -> dict:
+    """["crop_scale=0.4,1.0", "flip=false"] -> {"crop_scale": [0.4, 1.0], "flip": False} (JSON values)."""
     out = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        numbers = [float(v) for v in value.split(",")]
-        out[key] = numbers if len(numbers) > 1 else (bool(numbers[0]) if key == "flip" else numbers[0])
+        values = json.loads(f"[{value}]")
+        out[key] = values if len(values) > 1 else values[0]
     return out
 
 

@@ -241,6 +241,7 @@ def run(width: int, precision: str, batch_size: int, image_size: int, steps: int
 
 
 def _device_name() -> str:
+    # trainer/bench.py device_name's CPU branch: this script runs without TensorFlow or the project.
     model = platform.processor() or "CPU"
     try:
         with open("/proc/cpuinfo") as f:

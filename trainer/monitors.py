@@ -83,7 +83,7 @@ _INFERENCE: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKey
 
 def _inference(encoder: keras.Model) -> Callable:
     """The encoder's inference call as one graph, traced once per encoder: an eager call runs its
-    layers op by op, which made the per-epoch kNN monitor about twice as slow (README, Performance)."""
+    layers op by op, and the kNN monitor calls it every epoch."""
     if encoder not in _INFERENCE:
         model = weakref.ref(encoder)  # a strong reference from the value would keep the key alive
         _INFERENCE[encoder] = tf.function(lambda images: model()(images, training=False), reduce_retracing=True)
