@@ -162,7 +162,8 @@ def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment
                               policy_with(policy, overrides), seed, len(x))
         start = time.perf_counter()
         epochs = p.epochs
-        lr = schedules.warmup_cosine(p.base_lr * batch / 256, epochs * steps, p.warmup_epochs * steps)
+        lr = schedules.warmup_cosine(p.base_lr * batch / 256, epochs * steps, p.warmup_epochs * steps,
+                                     p.final_lr_fraction)
         model = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, lr, p.momentum)
         fit_start = time.perf_counter()
         hist = model.fit(views, epochs=epochs, steps_per_epoch=steps, verbose=0)
@@ -176,7 +177,7 @@ def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment
     return {"dataset": dataset, "seed": seed, "epochs": epochs, "batch_size": batch, "augment": policy,
             "augment_overrides": overrides or {},
             "base_lr": p.base_lr, "weight_decay": p.weight_decay, "warmup_epochs": p.warmup_epochs,
-            "width": p.width, "proj_dim": p.proj_dim, "precision": p.precision, "image_size": image_size,
+            "final_lr_fraction": p.final_lr_fraction, "width": p.width, "proj_dim": p.proj_dim, "precision": p.precision, "image_size": image_size,
             **scores, "random_init_select": random_init["select_accuracy"],
             "random_init_eval": random_init["eval_accuracy"],
             "gain": scores["eval_accuracy"] - random_init["eval_accuracy"],
@@ -209,7 +210,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (CI): 60/40/40 images at 16 px")
     defaults = PretrainConfig()
     for field in ("width", "epochs", "batch_size", "proj_dim", "base_lr", "weight_decay", "momentum",
-                  "warmup_epochs", "precision"):
+                  "warmup_epochs", "final_lr_fraction", "precision"):
         value = getattr(defaults, field)
         kind = type(value) if value is not None else float
         kind = int if field == "proj_dim" else kind
@@ -217,7 +218,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     p = dataclasses.replace(defaults, **{f: getattr(args, f) for f in (
         "width", "epochs", "batch_size", "proj_dim", "base_lr", "weight_decay", "momentum", "warmup_epochs",
-        "precision")})
+        "final_lr_fraction", "precision")})
     per_split, image_size = None, args.image_size
     if args.tiny:
         per_split, image_size = (60, 40, 40), 16

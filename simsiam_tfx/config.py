@@ -77,6 +77,7 @@ NUMERIC_RANGES: dict[str, Range] = {
     "pretrain.weight_decay": Range(0, 1),
     "pretrain.momentum": Range(0, 0.999),
     "pretrain.warmup_epochs": Range(0, 100_000),
+    "pretrain.final_lr_fraction": Range(0.0, 1.0),
     "pretrain.seed": _SEEDS,
     "pretrain.knn_k": Range(0, 100_000),  # 0: no kNN monitor
     "pretrain.knn_temperature": Range(0, 100, open_low=True),
@@ -165,6 +166,8 @@ class PretrainConfig:
     weight_decay: Optional[float] = None  # None: 5e-4 for CIFAR-size, 1e-4 for ImageNet-size
     momentum: float = 0.9
     warmup_epochs: int = 0
+    # The cosine schedule ends at this fraction of the peak rate (the paper: 0).
+    final_lr_fraction: float = 0.0
     seed: int = 0
     # "bf16": Keras mixed_bfloat16 (bf16 compute, float32 weights; loss and normalisation in
     # float32), for CPUs with AVX512-BF16 and recent GPUs (simsiam-tfx bench measures it). "fp16":

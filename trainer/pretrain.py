@@ -410,7 +410,7 @@ def _train(run: _Run, inputs: PretrainData, log_dir: str, checkpoint_dir: str | 
            initial_encoder_weights: list | None = None):
     p, image_size = run.p, run.image_size
     schedule = schedules.warmup_cosine(run.peak_lr, p.epochs * run.steps_per_epoch,
-                                       p.warmup_epochs * run.steps_per_epoch)
+                                       p.warmup_epochs * run.steps_per_epoch, p.final_lr_fraction)
     with run.strategy.scope():
         simsiam = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, schedule, p.momentum)
         if initial_encoder_weights is not None:

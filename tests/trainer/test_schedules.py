@@ -26,3 +26,12 @@ def test_warm_up_is_linear_and_the_decay_still_ends_at_total_steps():
 def test_a_warm_up_as_long_as_the_run_is_refused():
     with pytest.raises(ValueError, match="must exceed"):
         schedules.warmup_cosine(0.1, total_steps=10, warmup_steps=10)
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 100])
+def test_the_decay_can_end_at_a_fraction_of_the_peak(warmup_steps):
+    s = schedules.warmup_cosine(0.1, total_steps=1000, warmup_steps=warmup_steps, final_fraction=0.25)
+    assert float(s(1000)) == pytest.approx(0.025) and float(s(5000)) == pytest.approx(0.025)
+    midway = warmup_steps + (1000 - warmup_steps) // 2
+    assert float(s(midway)) == pytest.approx(0.025 + 0.075 / 2, rel=1e-4)
+    assert schedules.peak_learning_rate(s) == pytest.approx(0.1)
