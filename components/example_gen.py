@@ -225,7 +225,7 @@ class Executor(BaseExampleGenExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         """BaseExampleGenExecutor.Do without its Reshuffle of every example before writing.
 
-        On the local in-process runner a Reshuffle holds the whole data set in memory (README,
+        On the local in-process runner a Reshuffle holds the whole data set in memory (docs/data.md,
         "Streaming at scale"); here memory stays flat. The order is still mixed: image
         files are read in shuffled order (see _ReadAndCheck), TFDS shuffles its shards when it
         prepares them, and the Trainers shuffle again.

@@ -46,8 +46,8 @@ POLICIES = {
     # is random and carries no class, weaker jitter lets SimSiam match views by colour.
     "strong-colour": augment.AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.5)),
     # For tiny, centred, colourless images such as 8x8 digits: large crops, no flips (a flipped
-    # digit is another glyph), no hue/saturation: the paper's crops make SimSiam worse there (README,
-    # `digits`).
+    # digit is another glyph), no hue/saturation: the paper's crops make SimSiam worse there
+    # (docs/benchmarks.md, "digits").
     "mild": augment.AugmentConfig(crop_scale=(0.5, 1.0), jitter=(0.4, 0.4, 0.0, 0.0), flip=False),
 }
 

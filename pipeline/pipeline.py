@@ -91,7 +91,7 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
         # Bounded-memory sketches for top-k/unique counts: the exact ones keep every distinct value,
-        # and every image is one (README, "Streaming at scale", has the measurement).
+        # and every image is one (docs/benchmarks.md, "Data stages at scale", has the measurement).
         stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True))
     if config.data.schema:  # a curated schema: data that drifts from it stops the run
         schema_gen = CuratedSchemaGen(schema_file=config.data.schema).with_id("ImportSchemaGen")

@@ -3,7 +3,7 @@
 Every knob lives here, with its default and its validation. The CLI, the tests and the runners
 build a `PipelineConfig`; the Trainers receive their sections as JSON through TFX's
 `custom_config` (components/trainer_config.py), so the trainer code sees the values the user set.
-Defaults that the README's measurements chose are explained there, not here.
+Defaults that measurements chose are explained with them in docs/benchmarks.md, not here.
 """
 from __future__ import annotations
 
@@ -138,8 +138,9 @@ class DataConfig:
     seed: int = 0
     # Augmentation policy applied on the fly by the Trainer (see trainer/augment.py). None picks
     # the data set's default: "strong-colour" for shapes (its colours are random and carry no
-    # class, so with the paper's jitter SimSiam learns to match views by colour; see the README),
-    # "mild" for digits, and the paper's policies for photos ("cifar" for CIFAR-size, "imagenet" above).
+    # class, so with the paper's jitter SimSiam learns to match views by colour; see
+    # docs/benchmarks.md, "Quality"), "mild" for digits, and the paper's policies for photos
+    # ("cifar" for CIFAR-size, "imagenet" above).
     augment: Optional[str] = None
 
     def augment_preset(self) -> str:
@@ -161,7 +162,7 @@ class PretrainConfig:
     proj_dim: Optional[int] = None
     # lr = base_lr * batch / 256. None: 0.05 for ImageNet-size (paper) and 0.5 for CIFAR-size
     # (solo-learn's CIFAR value): the paper's CIFAR 0.03 is tuned for 800 epochs and learns
-    # nothing in a short run (README, "Defaults").
+    # nothing in a short run (docs/benchmarks.md, "Quality").
     base_lr: Optional[float] = None
     weight_decay: Optional[float] = None  # None: 5e-4 for CIFAR-size, 1e-4 for ImageNet-size
     momentum: float = 0.9
@@ -172,7 +173,8 @@ class PretrainConfig:
     # "bf16": Keras mixed_bfloat16 (bf16 compute, float32 weights; loss and normalisation in
     # float32), for CPUs with AVX512-BF16 and recent GPUs (simsiam-tfx bench measures it). "fp16":
     # mixed_float16 with dynamic loss scaling on both optimizers, for GPUs without bf16. "auto":
-    # bf16 where the hardware computes it natively, else fp32 (README, "Precision", has the study).
+    # bf16 where the hardware computes it natively, else fp32 (docs/benchmarks.md, "Precision", has the
+    # study).
     precision: str = "auto"
     # kNN monitor each epoch on (eval vs probe_train); 0 disables it.
     knn_k: int = 200
@@ -211,8 +213,8 @@ class ProbeConfig:
 @dataclasses.dataclass
 class EvalConfig:
     # Absolute floor on eval-split accuracy. The default sits above what a linear probe on an
-    # untrained encoder reaches on shapes and below what the default run reaches (README), so a
-    # blessed default run means pre-training moved the features.
+    # untrained encoder reaches on shapes and below what the default run reaches
+    # (docs/benchmarks.md, "Quality"), so a blessed default run means pre-training moved the features.
     min_accuracy: float = 0.14
     # How much accuracy may drop against the last blessed model and still be blessed.
     max_regression: float = 0.0
