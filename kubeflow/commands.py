@@ -77,6 +77,7 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
     """Runtime parameter values that differ from the compiled defaults, from --param/--epochs/..."""
     from simsiam_tfx.components import trainer_config
     from simsiam_tfx.kubeflow import compile as kc
+    kc.import_quietly("tfx.v1")  # before pipeline.pipeline imports it (see compile._STORAGE_NOTICE)
     from simsiam_tfx.pipeline.flags import named_by_flag
     from simsiam_tfx.pipeline.pipeline import eval_config_json, eval_settings
     declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
@@ -262,9 +263,8 @@ def _cmd_kfp(args) -> int:
 # ---- Vertex AI ------------------------------------------------------------------------------
 def vertex_job(args, credentials=None):
     """The aiplatform.PipelineJob for this template and these arguments (nothing is sent)."""
-    from google.cloud import aiplatform
-
-    from simsiam_tfx.kubeflow.compile import check_pipeline_root, load_spec
+    from simsiam_tfx.kubeflow.compile import check_pipeline_root, import_quietly, load_spec
+    aiplatform = import_quietly("google.cloud.aiplatform")
     if not args.template.endswith(".json"):
         raise ConfigError(f"--template must be the .json from `compile --target vertex`, got {args.template!r}")
     if not args.project:

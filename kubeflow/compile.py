@@ -45,10 +45,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import json
 import os
 import re
 import tempfile
+import warnings
 from typing import Any
 
 from simsiam_tfx.config import ConfigError, PipelineConfig
@@ -67,6 +69,20 @@ TRAINER_EXECUTORS = ("SimSiamPretrain_executor", "LinearProbe_executor")
 KFP_EXECUTOR_KINDS = ("container", "importer")
 VERTEX_DEFAULT_GPU = "NVIDIA_TESLA_T4"
 KFP_GPU_RESOURCE = "nvidia.com/gpu"
+# google-cloud-aiplatform, imported by tfx.v1 (its Vertex extension) and by `vertex`, warns on import
+# that it will drop google-cloud-storage < 3. Apache Beam 2.73's [gcp] extra (TFX 1.21's) requires
+# storage < 3, so the locked set cannot follow and a user can do nothing about it: exactly that
+# FutureWarning is hidden on those imports, nothing else.
+_STORAGE_NOTICE = r"Support for google-cloud-storage < 3\.0\.0 will be removed"
+
+
+def import_quietly(module: str):
+    """`module` (tfx.v1, google.cloud.aiplatform) imported without aiplatform's storage notice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_STORAGE_NOTICE, category=FutureWarning)
+        return importlib.import_module(module)
+
+
 # component/launcher_v2.go LocalPathForURI: the stores the KFP launcher copies artifacts from and to.
 KFP_LAUNCHER_SCHEMES = ("gs", "minio", "s3")
 KFP_INPUT_MOUNT = "/gcs"  # where the launcher downloads gs:// inputs (LocalPathForURI)
@@ -209,7 +225,7 @@ def input_volume(kconfig: KubeflowConfig) -> dict[str, Any]:
 
 def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, target: str = "kfp"):
     """create_pipeline() with the runtime parameters and Trainer resources of a cluster run."""
-    from tfx import v1 as tfx
+    tfx = import_quietly("tfx.v1")
 
     from simsiam_tfx.pipeline.pipeline import RuntimeParameters, create_pipeline
 
@@ -234,7 +250,7 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, target: str 
 def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: str, target: str) -> str:
     """Writes the compiled pipeline to `output`: .yaml (kfp) or .json (vertex). Returns the path."""
     import yaml
-    from tfx import v1 as tfx
+    tfx = import_quietly("tfx.v1")
     from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 
     if target not in TARGETS:
