@@ -20,6 +20,7 @@ log="$here/.simsiam/setup.log"  # git-ignored
 args="$*"
 logged=""
 started=$SECONDS
+exec 3>&2
 took() { local s=$(($SECONDS - $1)); if [ "$s" -lt 60 ]; then echo "$s s"; else echo "$((s / 60)) min $((s % 60)) s"; fi; }
 open_log() {
   [ -z "$logged" ] || return 0
@@ -34,7 +35,10 @@ step() {
   open_log
   printf 'setup: %s ... ' "$what"
   printf '\n--- %s %s\n' "$(date -u +%H:%M:%S)" "$what" >>"$log"
+  # The trap runs inside the redirection below: it writes to the terminal's stderr, saved as fd 3.
+  trap 'printf "\nsetup: interrupted; what apt/pip printed so far is in %s\n" "$log" >&3; exit 130' INT TERM
   "$@" </dev/null >>"$log" 2>&1 || rc=$?
+  trap - INT TERM
   if [ "$rc" = 0 ]; then echo "done in $(took "$t")"; else echo "failed after $(took "$t")"; fi
   return "$rc"
 }
