@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfx.components.transform import executor as transform_executor
 
 from simsiam_tfx.config import PipelineConfig
+from simsiam_tfx.registries import AUGMENT_POLICIES
 from simsiam_tfx.trainer import augment, data
 
 PREVIEW_FILE = "augment_preview.png"
@@ -34,36 +35,19 @@ PREVIEW_IMAGES = 8
 POLICY_NAME_PROPERTY = "augment_policy"
 POLICY_JSON_PROPERTY = "augment_policy_json"
 
-# The augmentation policies `--augment` names: every parameter of each (trainer/augment.py draws
-# the views). Changing one here changes the Transform graph, its cache key and the Trainers' views.
-POLICIES = {
-    # The paper's ImageNet policy (MoCo v2's): crops down to 20 %, jitter, grayscale, blur, flip.
-    "imagenet": augment.AugmentConfig(blur_prob=0.5),
-    # The paper's CIFAR policy: the same without blur (blur destroys 32 px images).
-    "cifar": augment.AugmentConfig(),
-    # The CIFAR policy with colour jitter strong enough (any hue, large saturation/brightness
-    # changes) that two views cannot be matched by their colour alone: on `shapes`, where colour
-    # is random and carries no class, weaker jitter lets SimSiam match views by colour.
-    "strong-colour": augment.AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.5)),
-    # For tiny, centred, colourless images such as 8x8 digits: large crops, no flips (a flipped
-    # digit is another glyph), no hue/saturation: the paper's crops make SimSiam worse there
-    # (docs/benchmarks.md, "digits").
-    "mild": augment.AugmentConfig(crop_scale=(0.5, 1.0), jitter=(0.4, 0.4, 0.0, 0.0), flip=False),
-}
-
-
 def policy_config(name: str) -> augment.AugmentConfig:
+    """Every parameter of the named policy (simsiam_tfx/registries.py AUGMENT_POLICIES)."""
     try:
-        return POLICIES[name]
+        return augment.from_dict(AUGMENT_POLICIES[name])
     except KeyError:
-        raise ValueError(f"unknown augmentation policy {name!r}; choose one of {', '.join(POLICIES)}") from None
+        raise ValueError(f"unknown augmentation policy {name!r}; choose one of {', '.join(AUGMENT_POLICIES)}") from None
 
 
 def custom_config(config: PipelineConfig) -> dict:
     """Transform's custom_config: the image size and the whole policy, so that the cache key
     changes with any parameter of the augmentation (Transform and the Trainers re-run; ExampleGen,
     statistics and schema do not)."""
-    name = config.data.augment_preset()
+    name = config.augment_policy()
     return {"image_size": config.data.image_size,
             "augment": {"name": name, "parameters": augment.to_dict(policy_config(name))}}
 
@@ -77,7 +61,7 @@ def policy(custom: dict) -> dict:
 def in_process(config: PipelineConfig) -> data.Transform:
     """The graph's function for `config`'s policy, called in process: for pre-training outside TFX
     (tests, benchmarks), where no Transform component has written a graph."""
-    name = config.data.augment_preset()
+    name = config.augment_policy()
     return data.Transform.direct(policy_config(name), config.data.image_size, name)
 
 

@@ -70,7 +70,7 @@ FLAGS = (
          f"(default: {_default('data.eval_fraction')})", type=float, data=True),
     Flag("schema", ("data.schema",), "curated schema.pbtxt (ImportSchemaGen); anomalies against it stop the run",
          path=True, data=True, metavar="FILE"),
-    Flag("augment", ("data.augment",), "augmentation preset (default: strong-colour for shapes, mild for digits, "
+    Flag("augment", ("pretrain.augment",), "augmentation preset (default: strong-colour for shapes, mild for digits, "
          "cifar for CIFAR-size and imagenet above for photos)", choices=AUGMENT_PRESETS),
     Flag("epochs", ("pretrain.epochs",), f"pre-training epochs (default: {_default('pretrain.epochs')})", type=int),
     Flag("time-budget", ("pretrain.time_budget",), "wall-clock budget of pre-training (90s, 10m, 2h): the epoch "

@@ -15,12 +15,15 @@ import re
 import typing
 from typing import Any, Optional, Union
 
+from simsiam_tfx.registries import AUGMENT_POLICIES, AUTO_PRECISION, BACKBONE_ARCHS, PRECISION_POLICIES
+
 EMBEDDED_DATASETS = ("shapes", "digits")
 TFDS_DATASETS = ("tf_flowers", "stl10", "cifar10")
 DATASETS = EMBEDDED_DATASETS + TFDS_DATASETS
-BACKBONES = ("resnet18", "resnet50")
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where the hardware computes it, else fp32
-AUGMENT_PRESETS = ("imagenet", "cifar", "strong-colour", "mild")
+# The names each flag accepts, derived from its table (simsiam_tfx/registries.py).
+BACKBONES = tuple(BACKBONE_ARCHS)
+PRECISIONS = (*PRECISION_POLICIES, AUTO_PRECISION)
+AUGMENT_PRESETS = tuple(AUGMENT_POLICIES)
 CIFAR_SIZE_MAX = 96  # images up to this side get the paper's CIFAR recipe, larger ones ImageNet's
 
 
@@ -136,24 +139,14 @@ class DataConfig:
     # Size of the generated embedded datasets (shapes only; digits has 1,797 images).
     shapes_per_split: tuple[int, int, int] = (3000, 1000, 1000)
     seed: int = 0
-    # Augmentation policy applied on the fly by the Trainer (see trainer/augment.py). None picks
-    # the data set's default: "strong-colour" for shapes (its colours are random and carry no
-    # class, so with the paper's jitter SimSiam learns to match views by colour; see
-    # docs/benchmarks.md, "Quality"), "mild" for digits, and the paper's policies for photos
-    # ("cifar" for CIFAR-size, "imagenet" above).
-    augment: Optional[str] = None
-
-    def augment_preset(self) -> str:
-        if self.augment:
-            return self.augment
-        if self.pretrain_images or self.images or self.tfrecords or self.dataset in TFDS_DATASETS:
-            return "cifar" if is_cifar_size(self.image_size) else "imagenet"
-        return "mild" if self.dataset == "digits" else "strong-colour"
 
 
 @dataclasses.dataclass
 class PretrainConfig:
     backbone: str = "resnet18"
+    # Augmentation policy of the two views (registries.py AUGMENT_POLICIES; the Transform graph
+    # draws them, trainer/augment.py). None picks the data's default: see PipelineConfig.augment_policy.
+    augment: Optional[str] = None
     width: int = 16  # channels of the first stage; 64 is the standard ResNet-18
     epochs: int = 30
     # Small batches give a short CPU run more updates.
@@ -267,6 +260,18 @@ class PipelineConfig:
         return os.path.join(self.output_dir, "run_summary.json")
 
     # ---- validation and (de)serialisation -------------------------------------------------
+    def augment_policy(self) -> str:
+        """The augmentation policy's name: pretrain.augment, else the data's default: "strong-colour"
+        for shapes (its colours are random and carry no class, so with the paper's jitter SimSiam
+        learns to match views by colour; see docs/benchmarks.md, "Quality"), "mild" for digits, and
+        the paper's policies for photos ("cifar" for CIFAR-size, "imagenet" above)."""
+        d = self.data
+        if self.pretrain.augment:
+            return self.pretrain.augment
+        if d.pretrain_images or d.images or d.tfrecords or d.dataset in TFDS_DATASETS:
+            return "cifar" if is_cifar_size(d.image_size) else "imagenet"
+        return "mild" if d.dataset == "digits" else "strong-colour"
+
     def validate(self) -> "PipelineConfig":
         check_types(self)
         check_ranges(self)
@@ -278,8 +283,9 @@ class PipelineConfig:
         require(not (d.images and d.tfrecords), "give --images or --tfrecords, not both")
         require(not (d.probe_dataset and d.probe_images), "give --probe-dataset or --probe-images, not both")
         require(bool(d.image_key) and bool(d.label_key), "--image-key and --label-key must not be empty")
-        require(d.augment is None or d.augment in AUGMENT_PRESETS,
-                f"unknown augmentation preset {d.augment!r}; choose one of {', '.join(AUGMENT_PRESETS)}", "data.augment")
+        require(p.augment is None or p.augment in AUGMENT_POLICIES,
+                f"unknown augmentation preset {p.augment!r}; choose one of {', '.join(AUGMENT_POLICIES)}",
+                "pretrain.augment")
         require(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}",
                 "pretrain.backbone")
         require(p.warmup_epochs < p.epochs or p.time_budget is not None, "warm-up must be shorter than training")
@@ -311,6 +317,7 @@ class PipelineConfig:
         if not isinstance(raw, dict):
             raise ConfigError(f"the configuration must be a JSON object of settings, got {_json_kind(raw)}")
         sections = {"data": DataConfig, "pretrain": PretrainConfig, "probe": ProbeConfig, "eval": EvalConfig}
+        raw = _moved_settings(raw)
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():
             if key in sections:
@@ -335,6 +342,20 @@ class PipelineConfig:
             detail = " ".join(str(e).split()) if not isinstance(e, RecursionError) else "nested too deeply"
             raise ConfigError(f"config file {path} is not valid JSON: {detail}") from None
         return cls.from_dict(raw)
+
+
+def _moved_settings(raw: dict) -> dict:
+    """Older configuration files still load: data.augment is now pretrain.augment (the augmentation
+    is no fact of the data)."""
+    data = raw.get("data")
+    if not (isinstance(data, dict) and "augment" in data):
+        return raw
+    pretrain = raw.get("pretrain", {})
+    if not isinstance(pretrain, dict):
+        return raw  # _build names the mistake
+    data = dict(data)
+    augment = data.pop("augment")
+    return {**raw, "data": data, "pretrain": {"augment": augment, **pretrain}}
 
 
 def _json_kind(value: Any) -> str:

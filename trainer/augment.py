@@ -20,7 +20,7 @@ import tensorflow as tf
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
     """Every parameter of a view policy (defaults: the paper's CIFAR policy). The named policies the
-    pipeline offers are the Transform module's (components/preprocessing.py `POLICIES`)."""
+    pipeline offers are simsiam_tfx/registries.py `AUGMENT_POLICIES`."""
     crop_scale: tuple[float, float] = (0.2, 1.0)
     crop_ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
     jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue

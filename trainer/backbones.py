@@ -12,6 +12,7 @@ from __future__ import annotations
 import tf_keras as keras
 from tf_keras import layers
 
+from simsiam_tfx.registries import BACKBONE_ARCHS
 from simsiam_tfx.trainer import distribute
 
 BN_MOMENTUM = 0.9  # PyTorch's 0.1 in Keras' convention
@@ -53,18 +54,15 @@ def _bottleneck_block(x, filters: int, stride: int, name: str):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
-_ARCHS = {
-    # name: (block, blocks per stage, CIFAR stem)
-    "resnet18": (_basic_block, (2, 2, 2, 2), True),
-    "resnet50": (_bottleneck_block, (3, 4, 6, 3), False),
-}
+_BLOCKS = {"basic": _basic_block, "bottleneck": _bottleneck_block}
 
 
 def build_encoder(backbone: str, image_size: int, width: int = 64, name: str = "encoder") -> keras.Model:
     """Images in [0, 1], shape (B, S, S, 3) -> globally pooled features (B, C)."""
-    if backbone not in _ARCHS:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(_ARCHS)}")
-    block, stages, cifar_stem = _ARCHS[backbone]
+    if backbone not in BACKBONE_ARCHS:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONE_ARCHS)}")
+    block_kind, stages, cifar_stem = BACKBONE_ARCHS[backbone]
+    block = _BLOCKS[block_kind]
     inputs = keras.Input((image_size, image_size, 3), name="image")
     # Centre the [0, 1] pixels; a fixed affine map, part of the model so serving matches training.
     x = layers.Rescaling(2.0, offset=-1.0, name="centre")(inputs)

@@ -27,7 +27,8 @@ from simsiam_tfx.config import default_proj_dim
 from simsiam_tfx.features import to_transformed_example
 from simsiam_tfx.trainer import data
 from simsiam_tfx.trainer.augment import AugmentConfig
-from simsiam_tfx.trainer.pretrain import PRECISION_POLICIES, build_simsiam, cpu_features
+from simsiam_tfx.registries import PRECISION_POLICIES
+from simsiam_tfx.trainer.pretrain import build_simsiam, cpu_features
 
 
 def device_name() -> str:

@@ -19,10 +19,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from simsiam_tfx.config import ConfigError, PipelineConfig, duration_seconds, is_cifar_size
+from simsiam_tfx.registries import PRECISION_POLICIES
 from simsiam_tfx.trainer import backbones, data, distribute, heads, model, monitors, schedules
 
-# fp16 is float16 compute with dynamic loss scaling (see `build_simsiam`); bf16 needs none.
-PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 HISTORY_FILE = "history.json"
 BUDGET_FILE = "time_budget.json"  # the epochs a --time-budget chose, beside the checkpoints (a resumed run keeps them)
 MEASURED_STEPS = 12  # train steps timed, after the warm-up ones, to choose the epochs of a time budget

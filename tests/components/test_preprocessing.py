@@ -70,7 +70,7 @@ def test_resize_preserves_content(rng):
 def test_custom_config_carries_the_whole_policy_and_changes_with_augment():
     config = PipelineConfig()
     default, cifar = preprocessing.custom_config(config), None
-    config.data.augment = "cifar"
+    config.pretrain.augment = "cifar"
     cifar = preprocessing.custom_config(config)
     assert default["augment"]["name"] == "strong-colour" and cifar["augment"]["name"] == "cifar"
     assert default != cifar  # Transform's cache key

@@ -115,7 +115,7 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(tmp_path):
     assert tf.saved_model.load(pushed).signatures["serve_image_bytes"] is not None
 
     # Third run, another augmentation policy: Transform and the Trainers re-run, the data stages do not.
-    config.data.augment = "cifar"
+    config.pretrain.augment = "cifar"
     third = run_local(config)
     for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
         assert third["components"][node] == "cached", node

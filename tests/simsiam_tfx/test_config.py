@@ -21,7 +21,7 @@ def test_config_file_round_trip(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"data": {"dataset": "digits"}, "pretrain": {"epochs": 3}}))
     cfg = PipelineConfig.from_json_file(str(path))
-    assert cfg.data.dataset == "digits" and cfg.pretrain.epochs == 3 and cfg.data.augment_preset() == "mild"
+    assert cfg.data.dataset == "digits" and cfg.pretrain.epochs == 3 and cfg.augment_policy() == "mild"
     assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
     path.write_text(json.dumps({"pretrain": {"epoch": 3}}))
     with pytest.raises(ConfigError, match="epoch"):
@@ -42,9 +42,9 @@ def test_the_cifar_size_rule_and_the_projection_default_are_one_fact_each():
     assert default_proj_dim("resnet50", 8) == 2048 and default_proj_dim("resnet18", 16) == 256
     small, large = PipelineConfig(), PipelineConfig()
     large.data.image_size = 128
-    assert small.data.augment_preset() == "strong-colour"  # shapes' own default at any size
+    assert small.augment_policy() == "strong-colour"  # shapes' own default at any size
     large.data.dataset = small.data.dataset = "cifar10"
-    assert (small.data.augment_preset(), large.data.augment_preset()) == ("cifar", "imagenet")
+    assert (small.augment_policy(), large.augment_policy()) == ("cifar", "imagenet")
     assert large.pretrain.resolved(128).base_lr == 0.05 and small.pretrain.resolved(32).base_lr == 0.5
 
 
@@ -82,3 +82,9 @@ def test_a_curated_schema_is_parsed_before_anything_runs(tmp_path):
     (tmp_path / "good.pbtxt").write_text('feature { name: "image" type: BYTES }')
     config.data.schema = str(tmp_path / "good.pbtxt")
     assert config.validate() is config
+
+
+def test_a_config_file_with_data_augment_still_loads():
+    # data.augment moved to pretrain.augment; files written before still mean the same run.
+    cfg = PipelineConfig.from_dict({"data": {"dataset": "digits", "augment": "cifar"}, "pretrain": {"epochs": 2}})
+    assert cfg.pretrain.augment == "cifar" and cfg.augment_policy() == "cifar" and cfg.pretrain.epochs == 2

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from simsiam_tfx.components import preprocessing
+from simsiam_tfx.registries import AUGMENT_POLICIES
 from simsiam_tfx.trainer import augment
 
 SIZE = 32
@@ -14,7 +15,7 @@ def _image(seed=0):
 
 
 def test_two_views_of_one_image_differ_and_keep_shape_and_range():
-    for name in preprocessing.POLICIES:
+    for name in AUGMENT_POLICIES:
         v1, v2 = augment.two_views(_image()[None], tf.constant([1, 2], tf.int64), preprocessing.policy_config(name), SIZE)
         for v in (v1, v2):
             assert v.shape == (1, SIZE, SIZE, 3) and v.dtype == tf.float32
@@ -73,7 +74,7 @@ def test_a_view_depends_on_its_image_and_seed_not_on_the_batch():
 
 
 def test_policy_round_trips_through_json_values():
-    for name in preprocessing.POLICIES:
+    for name in AUGMENT_POLICIES:
         assert augment.from_dict(augment.to_dict(preprocessing.policy_config(name))) == preprocessing.policy_config(name)
     with pytest.raises(ValueError, match="unknown augmentation parameter"):
         augment.from_dict({"crop_sclae": [0.2, 1.0]})
