@@ -116,5 +116,7 @@ def test_the_wheel_installs_one_import_root_and_no_tests(tmp_path):
     assert roots == {"simsiam_tfx", next(r for r in roots if r.endswith(".dist-info"))}
     assert not any("/tests/" in name or name.startswith("tests/") for name in names)
     assert "simsiam_tfx/pipeline/cli.py" in names and "simsiam_tfx/kubeflow/Dockerfile" in names
+    # The run report's page template ships in the wheel (package data), not only in the source tree.
+    assert "simsiam_tfx/pipeline/templates/report.html" in names
     assert "simsiam-tfx = simsiam_tfx.pipeline.cli:main" in entry_points
     assert "kubeflow = simsiam_tfx.kubeflow.commands:register" in entry_points

@@ -1,6 +1,5 @@
 """Tests of simsiam_tfx.pipeline.report's parts (the whole report on a real run: tests/e2e/test_report.py)."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -79,8 +78,3 @@ def test_probe_figure_draws_the_floor_and_the_previous_blessed_model():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["SimSiam\nlinear probe", "random-init\nlinear probe",
                                                              "SimSiam\nkNN", "supervised\nfrom scratch"]
     assert ax.get_legend_handles_labels()[1] == ["Evaluator floor 0.14", "previous blessed model 0.350"]
-
-
-@pytest.mark.parametrize("name", ["report.html"])
-def test_the_template_ships_with_the_package(name):
-    assert os.path.exists(os.path.join(os.path.dirname(report.__file__), "templates", name))
