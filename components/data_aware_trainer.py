@@ -24,31 +24,20 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import json_utils, proto_utils
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import trainer_config
 from simsiam_tfx.config import ConfigError
 
 DATA_EXAMPLES_KEY = "data_examples"
 CODE_VERSION_KEY = "code_version"
-# ExampleGen's custom properties that describe the data plan (components/example_gen.py).
-FACT_PROPERTIES = ("class_names", "image_size")
 
 
 def data_facts(examples: types.Artifact) -> dict[str, Any]:
     """What ExampleGen recorded about the plan it read."""
-    if not examples.has_custom_property("class_names"):
+    facts = contract.examples_record(examples.mlmd_artifact)
+    if facts is None:
         raise ConfigError(f"Examples {examples.uri} carry no class names: made by an ExampleGen older than this "
                           f"pipeline; re-run ExampleGen (disable the cache)")
-    facts = {"class_names": json.loads(examples.get_string_custom_property("class_names")),
-             "image_size": examples.get_int_custom_property("image_size")}
-    # Which data this is (the record a served model carries, components/linear_probe.py).
-    if examples.has_custom_property("data_span"):  # ("span" is TFX's own Examples property)
-        facts["span"] = examples.get_int_custom_property("data_span")
-    for key in ("data_fingerprint", "data_description"):
-        if examples.has_custom_property(key):
-            facts[key] = examples.get_string_custom_property(key)
-    if examples.has_custom_property("example_counts"):
-        facts["example_counts"] = json.loads(examples.get_string_custom_property("example_counts"))
-    facts["examples_uri"] = examples.uri
     return facts
 
 
@@ -109,9 +98,9 @@ def record_retraining(model: types.Artifact) -> None:
     from simsiam_tfx.components import model_record
     decision = model_record.retraining_of(path_utils.serving_model_path(model.uri))
     if decision:
-        model.set_string_custom_property("retraining_policy", decision.get("policy", ""))
-        model.set_string_custom_property("retraining_reason", decision.get("reason", ""))
-        model.set_int_custom_property("warm_start_from_version", int(decision.get("from_version") or 0))
+        model.set_string_custom_property(contract.RETRAINING_POLICY, decision.get("policy", ""))
+        model.set_string_custom_property(contract.RETRAINING_REASON, decision.get("reason", ""))
+        model.set_int_custom_property(contract.WARM_START_FROM_VERSION, int(decision.get("from_version") or 0))
 
 
 def record_schedule(model: types.Artifact, model_run_dir: str) -> None:
@@ -124,9 +113,9 @@ def record_schedule(model: types.Artifact, model_run_dir: str) -> None:
         return
     with tf.io.gfile.GFile(path) as f:
         metrics = json.load(f)
-    model.set_int_custom_property("pretrain_epochs", int(metrics["epochs"]))
+    model.set_int_custom_property(contract.PRETRAIN_EPOCHS, int(metrics["epochs"]))
     budget = metrics.get("time_budget") or {}
-    model.set_string_custom_property("time_budget", budget.get("budget", ""))
+    model.set_string_custom_property(contract.TIME_BUDGET, budget.get("budget", ""))
 
 
 def _splits(exec_properties) -> list[str]:

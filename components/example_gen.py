@@ -32,6 +32,7 @@ from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import image_check, sources
 from simsiam_tfx.config import ConfigError
 from simsiam_tfx.features import SPLITS, UNLABELLED, to_example
@@ -252,9 +253,9 @@ class Executor(BaseExampleGenExecutor):
             for line in f:
                 if line.strip():
                     reasons[json.loads(line)["reason"].split(" (")[0]] += 1
-        examples.set_int_custom_property("skipped_count", sum(reasons.values()))
-        examples.set_string_custom_property("skipped_by_reason", json.dumps(dict(reasons), sort_keys=True))
-        examples.set_string_custom_property("skipped_report", report)
+        examples.set_int_custom_property(contract.SKIPPED_COUNT, sum(reasons.values()))
+        examples.set_string_custom_property(contract.SKIPPED_BY_REASON, json.dumps(dict(reasons), sort_keys=True))
+        examples.set_string_custom_property(contract.SKIPPED_REPORT, report)
         counts = _split_counts(getattr(pipeline, "result", None))
         record_plan(examples, plan, counts)
         empty = [split for split in SPLITS if not _has_a_record(artifact_utils.get_split_uri([examples], split))]
@@ -263,8 +264,8 @@ class Executor(BaseExampleGenExecutor):
                               f"example: nothing to train on; the served model is left as it is")
 
     def _plan(self, exec_properties) -> sources.SourcePlan:
-        plan = sources.load_plan(exec_properties["input_base"])
-        sources.check_has_images(plan, exec_properties["input_base"])
+        plan = sources.load_plan(exec_properties[contract.INPUT_BASE_PARAM])
+        sources.check_has_images(plan, exec_properties[contract.INPUT_BASE_PARAM])
         return plan
 
 
@@ -293,15 +294,15 @@ def _split_counts(result) -> dict[str, int]:
 def record_plan(examples, plan: sources.SourcePlan, counts: dict[str, int] | None = None) -> None:
     """What the Trainers and the run summary need to know about the data this run read
     (components/data_aware_trainer.py reads class_names and image_size back)."""
-    examples.set_string_custom_property("class_names", json.dumps(plan.class_names, ensure_ascii=False))
-    examples.set_int_custom_property("num_classes", plan.num_classes)
-    examples.set_int_custom_property("image_size", plan.image_size)
-    examples.set_string_custom_property("data_fingerprint", plan.content_fingerprint)
-    examples.set_string_custom_property("data_description", plan.description)
-    examples.set_int_custom_property("data_span", plan.span)
-    examples.set_string_custom_property("source_files", json.dumps(plan.source_files, sort_keys=True))
+    examples.set_string_custom_property(contract.CLASS_NAMES, json.dumps(plan.class_names, ensure_ascii=False))
+    examples.set_int_custom_property(contract.NUM_CLASSES, plan.num_classes)
+    examples.set_int_custom_property(contract.IMAGE_SIZE, plan.image_size)
+    examples.set_string_custom_property(contract.DATA_FINGERPRINT, plan.content_fingerprint)
+    examples.set_string_custom_property(contract.DATA_DESCRIPTION, plan.description)
+    examples.set_int_custom_property(contract.DATA_SPAN, plan.span)
+    examples.set_string_custom_property(contract.SOURCE_FILES, json.dumps(plan.source_files, sort_keys=True))
     if counts:
-        examples.set_string_custom_property("example_counts", json.dumps(
+        examples.set_string_custom_property(contract.EXAMPLE_COUNTS, json.dumps(
             {split: counts.get(split, 0) for split in SPLITS}))
 
 
@@ -312,4 +313,4 @@ def create(input_base) -> FileBasedExampleGen:
         # Every split names the plan file, so TFX fingerprints it (and thereby the sources).
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name=split, pattern=sources.PLAN_FILE) for split in SPLITS]),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id("ExampleGen")
+        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id(contract.EXAMPLE_GEN)

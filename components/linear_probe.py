@@ -11,10 +11,11 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import model_record, serving, trainer_config
 from simsiam_tfx.trainer import augment, data, probe, supervised
 
-METRICS_FILE = "probe_metrics.json"
+METRICS_FILE = contract.PROBE_METRICS_FILE
 
 
 def _graph_policy(transform_graph_dir: str) -> augment.AugmentConfig:

@@ -32,10 +32,11 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import path_utils
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import model_record
 from simsiam_tfx.config import EvalConfig
 
-GATE_FILE = "gate.json"  # in the gate's ModelBlessing
+GATE_FILE = contract.GATE_FILE  # in the gate's ModelBlessing
 # Custom properties PushedBaseline sets on its baseline Model artifact.
 SERVED_CLASS_NAMES = "served_class_names"
 LABEL_SPACE_CHANGED = "label_space_changed"
@@ -122,8 +123,8 @@ class ModelGateExecutor(base_executor.BaseExecutor):
             json.dump({"blessed": blessed, "checks": [dataclasses.asdict(c) for c in result]}, f, indent=1)
         with gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
             f.write("")  # GFile creates the file on the first write
-        blessing.set_int_custom_property("blessed", int(blessed))
-        blessing.set_string_custom_property("current_model", model.uri)
+        blessing.set_int_custom_property(contract.BLESSED, int(blessed))
+        blessing.set_string_custom_property(contract.CURRENT_MODEL, model.uri)
         failed = [f"{c.name}: {c.detail}" for c in result if not c.passed]
         print("[gate] " + ("BLESSED: " + "; ".join(c.name for c in result) if blessed else
                            "NOT blessed: " + " | ".join(failed)), flush=True)

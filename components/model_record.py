@@ -12,46 +12,32 @@ Serving's layout) and PUSH_RECORD (components/pushed_models.py writes it).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Optional
 
-PUSH_RECORD = "push_record.json"
-SAVED_MODEL = "saved_model.pb"
+from simsiam_tfx import contract, files
+
+PUSH_RECORD = contract.PUSH_RECORD_FILE
+SAVED_MODEL = contract.SAVED_MODEL_FILE
 EXTRA_DIR = "assets.extra"
-TRAINING_RECORD = "simsiam_tfx_record.json"  # in the classifier (and so in every pushed version)
-RETRAINING_FILE = "retraining.json"  # beside the pre-trained encoder
-
-
-def _read_json(path: str) -> dict[str, Any] | None:
-    import tensorflow as tf
-    if not tf.io.gfile.exists(path):
-        return None
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            value = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
+TRAINING_RECORD = contract.MODEL_RECORD_FILE  # in the classifier (and so in every pushed version)
+RETRAINING_FILE = contract.RETRAINING_FILE  # beside the pre-trained encoder
 
 
 def write_json(model_dir: str, name: str, value: dict[str, Any]) -> str:
     import tensorflow as tf
     folder = os.path.join(model_dir, EXTRA_DIR)
     tf.io.gfile.makedirs(folder)
-    path = os.path.join(folder, name)
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(value, f, indent=1, sort_keys=True, ensure_ascii=False)
-    return path
+    return files.write_json(os.path.join(folder, name), value, indent=1, sort_keys=True, ensure_ascii=False)
 
 
 def training_record(model_dir: str) -> dict[str, Any] | None:
     """What a classifier (a LinearProbe model or a pushed version) says produced it."""
-    return _read_json(os.path.join(model_dir, EXTRA_DIR, TRAINING_RECORD))
+    return files.read_json(os.path.join(model_dir, EXTRA_DIR, TRAINING_RECORD))
 
 
 def retraining_of(encoder_dir: str) -> dict[str, Any] | None:
-    return _read_json(os.path.join(encoder_dir, EXTRA_DIR, RETRAINING_FILE))
+    return files.read_json(os.path.join(encoder_dir, EXTRA_DIR, RETRAINING_FILE))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +60,7 @@ def pushed_versions(base_directory: str) -> list[PushedVersion]:
         if not name.isdigit() or not gfile.exists(os.path.join(path, SAVED_MODEL)):
             continue
         record_path = os.path.join(path, PUSH_RECORD)
-        record = json.loads(gfile.GFile(record_path).read()) if gfile.exists(record_path) else {}
+        record = files.read_json(record_path) or {}  # a corrupt record is no record
         found.append(PushedVersion(int(name), path, record))
     return sorted(found, key=lambda v: v.version)
 

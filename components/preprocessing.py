@@ -25,15 +25,16 @@ import numpy as np
 import tensorflow as tf
 from tfx.components.transform import executor as transform_executor
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.registries import AUGMENT_POLICIES
 from simsiam_tfx.trainer import augment, data
 
-PREVIEW_FILE = "augment_preview.png"
+PREVIEW_FILE = contract.AUGMENT_PREVIEW_FILE
 PREVIEW_IMAGES = 8
 # Custom properties of the transform_graph artifact (MLMD): the policy's name and every parameter.
-POLICY_NAME_PROPERTY = "augment_policy"
-POLICY_JSON_PROPERTY = "augment_policy_json"
+POLICY_NAME_PROPERTY = contract.AUGMENT_POLICY
+POLICY_JSON_PROPERTY = contract.AUGMENT_POLICY_JSON
 
 def policy_config(name: str) -> augment.AugmentConfig:
     """Every parameter of the named policy (simsiam_tfx/registries.py AUGMENT_POLICIES)."""

@@ -38,8 +38,10 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import path_utils, proto_utils
 
+from simsiam_tfx import contract, features
 from simsiam_tfx.components import model_gate
 from simsiam_tfx.components.model_record import PUSH_RECORD, SAVED_MODEL, newest_pushed
+from simsiam_tfx.files import is_remote
 
 _STAGING_PREFIX = ".staging-"
 
@@ -101,7 +103,7 @@ class PushedBaselineExecutor(base_executor.BaseExecutor):
         newest = newest_pushed(push_directory(exec_properties["push_destination"]))
         if newest is None:
             print("[baseline] nothing pushed yet: the Evaluator applies the accuracy floor only", flush=True)
-            baseline.set_int_custom_property("pushed_version", 0)
+            baseline.set_int_custom_property(contract.PUSHED_VERSION, 0)
             _gfile().makedirs(baseline.uri)
             return
         served_names = (model_gate.model_facts(newest.path) or {}).get("class_names")
@@ -113,13 +115,13 @@ class PushedBaselineExecutor(base_executor.BaseExecutor):
                 # Accuracy over other classes is no comparison; the gate decides (model_gate.py).
                 print(f"[baseline] the candidate's classes differ from pushed version {newest.version}'s: "
                       f"no accuracy comparison", flush=True)
-                baseline.set_int_custom_property("pushed_version", newest.version)
+                baseline.set_int_custom_property(contract.PUSHED_VERSION, newest.version)
                 baseline.set_int_custom_property(model_gate.LABEL_SPACE_CHANGED, 1)
                 _gfile().makedirs(baseline.uri)
                 return
         copy_tree(newest.path, path_utils.serving_model_dir(baseline.uri))
-        baseline.set_int_custom_property("pushed_version", newest.version)
-        baseline.set_string_custom_property("pushed_path", newest.path)
+        baseline.set_int_custom_property(contract.PUSHED_VERSION, newest.version)
+        baseline.set_string_custom_property(contract.PUSHED_PATH, newest.path)
         print(f"[baseline] comparing with pushed version {newest.version} ({newest.path})", flush=True)
 
 
@@ -166,7 +168,7 @@ class PusherExecutor(pusher_executor.Executor):
         if newest is not None and newest.record.get("fingerprint") == fingerprint:
             print(f"[push] this model is already the served version {newest.version}: nothing pushed", flush=True)
             self._MarkNotPushed(model_push)
-            model_push.set_int_custom_property("already_pushed_version", newest.version)
+            model_push.set_int_custom_property(contract.ALREADY_PUSHED_VERSION, newest.version)
             return
         version = max(int(time.time()), newest.version + 1 if newest else 0)
         model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
@@ -174,7 +176,7 @@ class PusherExecutor(pusher_executor.Executor):
         destination = publish(model_path, base, version, record)
         print(f"[push] pushed version {version} to {destination}", flush=True)
         self._MarkPushed(model_push, pushed_destination=destination, pushed_version=str(version))
-        model_push.set_string_custom_property("fingerprint", fingerprint)
+        model_push.set_string_custom_property(contract.FINGERPRINT, fingerprint)
 
 
 class PushRefused(RuntimeError):
@@ -189,12 +191,11 @@ def answers_one_request(model_dir: str) -> None:
     try:
         model = tf.saved_model.load(model_dir)
         image = tf.io.encode_png(np.full((8, 8, 3), 128, np.uint8))
-        example = tf.train.Example(features=tf.train.Features(feature={
-            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.numpy()]))}))
+        example = features.to_example(image.numpy(), features.UNLABELLED)
         answers = [model.signatures["serve_image_bytes"](image_bytes=tf.stack([image])),
-                   model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))]
+                   model.signatures["serving_default"](examples=tf.constant([example]))]
         for answer in answers:
-            total = float(tf.reduce_sum(answer["probabilities"]))
+            total = float(tf.reduce_sum(answer[features.PREDICTION_KEY]))
             if not np.isclose(total, 1.0, atol=1e-3):
                 raise ValueError(f"probabilities of one image sum to {total}")
     except Exception as error:  # whatever fails here would fail in the model server
@@ -209,7 +210,7 @@ def publish(model_path: str, base: str, version: int, record: dict[str, Any], ve
     copied in place with saved_model.pb last. A model that fails `verify` leaves nothing behind."""
     gfile = _gfile()
     final = os.path.join(base, str(version))
-    atomic_rename = "://" not in base
+    atomic_rename = not is_remote(base)
     staging = os.path.join(base, f"{_STAGING_PREFIX}{version}")
     if gfile.exists(staging):
         gfile.rmtree(staging)

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from simsiam_tfx.components.image_check import MAX_DECODED_PIXELS
-from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY, PREDICTION_KEY
+from simsiam_tfx.features import EMBEDDING_KEY, HEAD_LAYER, IMAGE_KEY, LABEL_KEY, PREDICTION_KEY
 from simsiam_tfx.trainer import data
 
 OK, UNSUPPORTED, TOO_LARGE, NOT_AN_EXAMPLE = 0, 1, 2, 3
@@ -88,7 +88,7 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
                        class_names=None) -> None:
     """`class_names[i]` is served as `class_name` for class id i (default: the id as text)."""
     classifier.tft_layer = tft_output.transform_features_layer()
-    num_classes = classifier.get_layer("linear").units
+    num_classes = classifier.get_layer(HEAD_LAYER).units
     names = tf.constant(list(class_names) if class_names else [str(i) for i in range(num_classes)])
     raw_spec = tft_output.raw_feature_spec()
     raw_spec.pop(LABEL_KEY, None)
@@ -107,12 +107,12 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
         # An empty batch is answered by running one stand-in image and keeping none of it.
         safe = tf.cond(count > 0, lambda: safe, lambda: tf.constant([stand_in]))
         outputs = classifier(data.decode_images(transform.images(safe), image_size), training=False)
-        probabilities, embedding = outputs["probabilities"][:count], outputs["embedding"][:count]
+        probabilities, embedding = outputs[PREDICTION_KEY][:count], outputs[EMBEDDING_KEY][:count]
         class_id = tf.where(accepted, tf.argmax(probabilities, axis=1), tf.constant(-1, tf.int64))
         keep = tf.cast(accepted, tf.float32)[:, None]
         return {PREDICTION_KEY: probabilities * keep, "class_id": class_id,
                 "class_name": tf.where(accepted, tf.gather(names, tf.maximum(class_id, 0)), ""),
-                "embedding": embedding * keep, "status": tf.gather(tf.constant(STATUS), status)}
+                EMBEDDING_KEY: embedding * keep, "status": tf.gather(tf.constant(STATUS), status)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):

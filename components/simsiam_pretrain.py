@@ -15,12 +15,13 @@ import time
 
 import tensorflow as tf
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import model_record, trainer_config, warm_start
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.trainer import distribute
 from simsiam_tfx.trainer.pretrain import PretrainData, pretrain
 
-METRICS_FILE = "pretrain_metrics.json"
+METRICS_FILE = contract.PRETRAIN_METRICS_FILE
 
 
 def checkpoint_dir_for(model_run_dir: str, config: PipelineConfig, train_files) -> str:
@@ -72,7 +73,7 @@ def _await_chief_export(serving_model_dir: str, timeout_s: float = 600, poll_s: 
     exists ("run_fn failed to generate model"), the chief's helpers included.
     """
     deadline = time.monotonic() + timeout_s
-    while not tf.io.gfile.exists(os.path.join(serving_model_dir, "saved_model.pb")):
+    while not tf.io.gfile.exists(os.path.join(serving_model_dir, contract.SAVED_MODEL_FILE)):
         if time.monotonic() > deadline:
             print(f"[pretrain] WARNING: no SavedModel from the chief in {serving_model_dir} after {timeout_s:.0f} s",
                   flush=True)

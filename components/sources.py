@@ -32,6 +32,7 @@ from typing import Any, Optional
 
 from simsiam_tfx.config import TFDS_DATASETS, ConfigError, DataConfig
 from simsiam_tfx.features import SPLITS
+from simsiam_tfx.files import is_remote
 
 PLAN_FILE = "sources.json"
 SPAN_PREFIX = "span-"
@@ -175,7 +176,7 @@ def _walk_files(root: str):
     """Every file below root. Locally, symlinked sub-folders are not entered (a link back up the
     tree would loop); names that are not UTF-8 are kept (ExampleGen skips them by name)."""
     import tensorflow as tf
-    walk = os.walk(root) if "://" not in root else tf.io.gfile.walk(root)
+    walk = tf.io.gfile.walk(root) if is_remote(root) else os.walk(root)
     for directory, _, files in walk:
         for name in files:
             yield os.path.join(directory, name)
@@ -200,7 +201,7 @@ def _class_folders(root: str) -> tuple[list[str], list[dict[str, str]]]:
     Locally a symlinked class folder is a class (Read.patterns follows it)."""
     import tensorflow as tf
     classes, skipped = [], []
-    local = "://" not in root
+    local = not is_remote(root)
     names = sorted(e.name for e in os.scandir(root) if e.is_dir()) if local else \
         sorted(n.rstrip("/") for n in tf.io.gfile.listdir(root) if tf.io.gfile.isdir(os.path.join(root, n)))
     for name in names:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from simsiam_tfx import contract
 from simsiam_tfx.components.model_record import newest_pushed, training_record
 from simsiam_tfx.config import PipelineConfig
 
@@ -42,7 +43,7 @@ def decide(config: PipelineConfig) -> tuple[dict[str, Any], list | None]:
         return {**decision, "policy": FROM_SCRATCH,
                 "reason": f"--warm-start, but served version {newest.version} names no encoder (pushed before "
                           f"models carried their training record)"}, None
-    if not tf.io.gfile.exists(os.path.join(encoder_uri, "saved_model.pb")):
+    if not tf.io.gfile.exists(os.path.join(encoder_uri, contract.SAVED_MODEL_FILE)):
         return {**decision, "policy": FROM_SCRATCH,
                 "reason": f"--warm-start, but the encoder of served version {newest.version} is gone ({encoder_uri})"}, None
     import tf_keras as keras

@@ -53,14 +53,16 @@ import tempfile
 import warnings
 from typing import Any
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError, PipelineConfig
+from simsiam_tfx.files import is_remote
 
-PARAM_INPUT_BASE = "input_base"
-PARAM_TRAINER_CONFIG = "trainer_config"
-PARAM_EVAL_CONFIG = "eval_config"
-PARAM_DATA_CONFIG = "data_config"
+PARAM_INPUT_BASE = contract.INPUT_BASE_PARAM
+PARAM_TRAINER_CONFIG = contract.TRAINER_CONFIG_PARAM
+PARAM_EVAL_CONFIG = contract.EVAL_CONFIG_PARAM
+PARAM_DATA_CONFIG = contract.DATA_CONFIG_PARAM
 TFX_PARAMETERS = (PARAM_INPUT_BASE, PARAM_TRAINER_CONFIG, PARAM_EVAL_CONFIG)  # the ones create_pipeline takes
-PLAN_TASK = "PlanData"
+PLAN_TASK = contract.PLAN_DATA
 PLAN_EXECUTOR = "PlanData_executor"
 PLAN_COMMAND = ["python", "-m", "simsiam_tfx.kubeflow.plan_step"]
 TARGETS = ("kfp", "vertex")
@@ -116,7 +118,7 @@ class KubeflowConfig:
             raise ConfigError("--image is required (the container image with this project installed)")
         if not self.pipeline_root:
             raise ConfigError("--pipeline-root is required (e.g. gs://bucket/simsiam)")
-        if "://" not in self.pipeline_root:
+        if not is_remote(self.pipeline_root):
             raise ConfigError(f"--pipeline-root must be a URI the cluster can reach (gs://...), "
                               f"got {self.pipeline_root!r}")
         if not self.allow_mutable_image:
@@ -173,7 +175,7 @@ def _opens(scheme: str) -> bool:
 def check_pipeline_root(root: str, target: str, flag: str = "--pipeline-root") -> str:
     """A root every step can write: TensorFlow and Beam open its scheme, and (KFP) the launcher can
     copy artifacts to and from it; Vertex writes to Cloud Storage only. Returns the root."""
-    scheme = root.split("://", 1)[0] if "://" in root else ""
+    scheme = root.split("://", 1)[0] if is_remote(root) else ""
     usable = [s for s in KFP_LAUNCHER_SCHEMES if _opens(s)] if target == "kfp" else ["gs"]
     if scheme not in usable:
         where = "Vertex AI Pipelines writes only to Cloud Storage" if target == "vertex" else (
@@ -332,7 +334,7 @@ def add_plan_step(spec: dict[str, Any], image: str) -> None:
         "cachingOptions": {"enableCache": False},  # it reads the data as it is now
         "inputs": {"parameters": {name: {"componentInputParameter": name}
                                   for name in (PARAM_INPUT_BASE, PARAM_DATA_CONFIG)}}}
-    example_gen = dag["ExampleGen"]
+    example_gen = dag[contract.EXAMPLE_GEN]
     example_gen["inputs"]["parameters"][PARAM_INPUT_BASE] = {
         "taskOutputParameter": {"producerTask": PLAN_TASK, "outputParameterKey": PARAM_INPUT_BASE}}
     example_gen["dependentTasks"] = sorted(set(example_gen.get("dependentTasks", [])) | {PLAN_TASK})

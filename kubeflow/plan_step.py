@@ -34,9 +34,11 @@ import os
 import sys
 from typing import Any
 
-OUTPUT = "input_base"  # this task's output parameter: the folder ExampleGen reads
-INPUT_BASE = "input_base"  # pinned plan folder, or the span root
-DATA_CONFIG = "data_config"  # the compiled DataConfig as JSON
+from simsiam_tfx import contract
+
+OUTPUT = contract.INPUT_BASE_PARAM  # this task's output parameter: the folder ExampleGen reads
+INPUT_BASE = contract.INPUT_BASE_PARAM  # pinned plan folder, or the span root
+DATA_CONFIG = contract.DATA_CONFIG_PARAM  # the compiled DataConfig as JSON
 
 
 def choose(input_base: str, data_config: str) -> tuple[str, dict[str, Any]]:

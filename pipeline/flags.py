@@ -11,6 +11,7 @@ import sys
 from typing import Any, Optional
 
 from simsiam_tfx.config import AUGMENT_PRESETS, BACKBONES, DATASETS, PRECISIONS, ConfigError, PipelineConfig
+from simsiam_tfx.files import is_remote
 
 _DEFAULTS = PipelineConfig()
 
@@ -130,7 +131,7 @@ def glob_safe_folder(folder: str, create: bool = True) -> str:
     the run uses the link instead, and says so. It lives in the user's cache, named by a hash of the
     folder's path: the same --output always gets the same link (and the same cache hits), and what
     is written goes to the folder itself."""
-    if "://" in folder or not _GLOB_CHARACTERS.search(folder) or not (create or os.path.isdir(folder)):
+    if is_remote(folder) or not _GLOB_CHARACTERS.search(folder) or not (create or os.path.isdir(folder)):
         return folder
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     links = os.path.join(cache, "simsiam-tfx", "outputs")
@@ -171,7 +172,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             *sections, name = flag.fields[0].split(".")
             section = getattr(config, sections[0])
             value = getattr(section, name)
-            if value and "://" not in value:
+            if value and not is_remote(value):
                 setattr(section, name, os.path.abspath(os.path.expanduser(value)))
     if not config.output_dir:
         raise ConfigError("--output must not be empty", "output_dir")

@@ -22,8 +22,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError
-from simsiam_tfx.features import IMAGE_KEY
+from simsiam_tfx.features import IMAGE_KEY, PREDICTION_KEY
 
 EMBED_FORMATS = ("npy", "parquet", "csv")
 PREDICT_FORMATS = ("csv", "jsonl")
@@ -48,7 +49,7 @@ class Model:
 
     def __init__(self, path: str):
         import tensorflow as tf
-        if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        if not os.path.exists(os.path.join(path, contract.SAVED_MODEL_FILE)):
             raise ConfigError(f"{path} is not a SavedModel (no saved_model.pb)")
         self.path = path
         loaded = tf.saved_model.load(path)
@@ -231,7 +232,7 @@ class PredictionWriter:
 
     def write(self, names: list[str], outputs: dict[str, np.ndarray]) -> None:
         ids = outputs["class_id"].astype(int)
-        probabilities = outputs["probabilities"][np.arange(len(ids)), ids]
+        probabilities = outputs[PREDICTION_KEY][np.arange(len(ids)), ids]
         class_names = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in outputs["class_name"]]
         rows = list(zip(names, class_names, ids.tolist(), probabilities.astype(float).tolist()))
         self.rows += len(rows)

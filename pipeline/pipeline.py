@@ -23,6 +23,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import code_version, model_gate, preprocessing, pushed_models, trainer_config
 from simsiam_tfx.components import example_gen as example_gen_component
 from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
@@ -36,7 +37,7 @@ PROBE_RUN_FN = "simsiam_tfx.components.linear_probe.run_fn"
 PREPROCESSING_FN = "simsiam_tfx.components.preprocessing.preprocessing_fn"
 # Never cached on any runner: it reads the push destination, which changes outside the pipeline's
 # inputs (local_runner.py and kubeflow/compile.py switch its cache off).
-UNCACHED_NODES = ("PushedBaseline",)
+UNCACHED_NODES = (contract.PUSHED_BASELINE,)
 # TFMA needs a strictly negative change bound to allow "equal"; this stands for zero.
 _ZERO_REGRESSION = 1e-10
 
@@ -94,7 +95,7 @@ def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
         # and every image is one (docs/benchmarks.md, "Data stages at scale", has the measurement).
         stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True))
     if config.data.schema:  # a curated schema: data that drifts from it stops the run
-        schema_gen = CuratedSchemaGen(schema_file=config.data.schema).with_id("ImportSchemaGen")
+        schema_gen = CuratedSchemaGen(schema_file=config.data.schema).with_id(contract.IMPORT_SCHEMA_GEN)
     else:
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
                                               infer_feature_shape=True)
@@ -153,7 +154,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
         # Not for validation: the kNN monitor's reference (probe_train) and query (eval) sets.
         eval_args=tfx.proto.EvalArgs(splits=["probe_train", "eval"]),
         custom_config=custom, code_version=code_version.fingerprint(PRETRAIN_RUN_FN.rpartition(".")[0]),
-    ).with_id("SimSiamPretrain")
+    ).with_id(contract.PRETRAIN)
 
     probe = DataAwareTrainer(
         run_fn=PROBE_RUN_FN,
@@ -165,12 +166,12 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
         train_args=tfx.proto.TrainArgs(splits=["probe_train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=custom, code_version=code_version.fingerprint(PROBE_RUN_FN.rpartition(".")[0]),
-    ).with_id("LinearProbe")
+    ).with_id(contract.PROBE)
 
     push_destination = tfx.proto.PushDestination(
         filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir))
     baseline = pushed_models.PushedBaseline(model=probe.outputs["model"],
-                                            push_destination=push_destination).with_id("PushedBaseline")
+                                            push_destination=push_destination).with_id(contract.PUSHED_BASELINE)
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.features import LABEL_KEY
 from simsiam_tfx.pipeline.summary import more_time_line
@@ -71,7 +72,7 @@ def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -
     from simsiam_tfx.trainer import monitors
 
     if summary is None:
-        with open(os.path.join(output_dir, "run_summary.json")) as f:
+        with open(os.path.join(output_dir, contract.RUN_SUMMARY_FILE)) as f:
             summary = json.load(f)
     run = _resolve(output_dir, pipeline_name)
     out = report_dir(output_dir)
@@ -119,19 +120,19 @@ def _resolve(output_dir: str, pipeline_name: str) -> RunArtifacts:
     if not os.path.exists(metadata):
         raise FileNotFoundError(f"no MLMD store at {metadata} (is {output_dir} a run's output folder?)")
     record = RunRecord(metadata, pipeline_name)
-    execution = record.executions.get("SimSiamPretrain")
-    if execution is None or "custom_config" not in execution.custom_properties:
+    execution = record.executions.get(contract.PRETRAIN)
+    if execution is None or contract.CUSTOM_CONFIG not in execution.custom_properties:
         raise LookupError("the last run has no SimSiamPretrain execution")
-    custom = json.loads(execution.custom_properties["custom_config"].string_value)
+    custom = json.loads(execution.custom_properties[contract.CUSTOM_CONFIG].string_value)
     settings = trainer_config.read(trainer_config.with_data_plan(custom, _data_facts(record)))
 
     def uri(node, key, sub=""):
         artifact = record.output(node, key)
         return os.path.join(artifact.uri, sub) if artifact is not None else None
 
-    return RunArtifacts(settings.config, settings.class_names, uri("SimSiamPretrain", "model", "Format-Serving"),
-                        uri("LinearProbe", "model", "Format-Serving"), uri("Transform", "transformed_examples"),
-                        uri("Transform", "transform_graph"), uri("ExampleGen", "examples"),
+    return RunArtifacts(settings.config, settings.class_names, uri(contract.PRETRAIN, "model", "Format-Serving"),
+                        uri(contract.PROBE, "model", "Format-Serving"), uri(contract.TRANSFORM, "transformed_examples"),
+                        uri(contract.TRANSFORM, "transform_graph"), uri(contract.EXAMPLE_GEN, "examples"),
                         _pretrain_histories(record))
 
 
@@ -140,7 +141,7 @@ def _data_facts(record) -> dict:
     from tfx.types import standard_artifacts
 
     from simsiam_tfx.components.data_aware_trainer import data_facts
-    examples = record.output("ExampleGen", "examples")
+    examples = record.output(contract.EXAMPLE_GEN, "examples")
     if examples is None:
         raise LookupError("the last run has no ExampleGen output")
     artifact = standard_artifacts.Examples()
@@ -152,8 +153,8 @@ def _pretrain_histories(record) -> list[tuple[int, list[dict]]]:
     """Every SimSiamPretrain run recorded in this MLMD store (cached executions add nothing new)."""
     runs = []
     for artifact in record.store.get_artifacts_by_type("ModelRun"):
-        path = os.path.join(artifact.uri, "pretrain_metrics.json")
-        if "SimSiamPretrain" in artifact.uri and os.path.exists(path):
+        path = os.path.join(artifact.uri, contract.PRETRAIN_METRICS_FILE)
+        if contract.PRETRAIN in artifact.uri and os.path.exists(path):
             with open(path) as f:
                 history = json.load(f).get("history") or []
             if history:

@@ -15,6 +15,7 @@ import os
 import time
 from typing import Iterator
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError
 
 LOCK_FILE = ".simsiam-tfx.lock"
@@ -69,7 +70,7 @@ def cancel_abandoned_executions(metadata_path: str) -> int:
     abandoned = [e for e in store.get_executions() if e.last_known_state in unfinished]
     for execution in abandoned:
         execution.last_known_state = metadata_store_pb2.Execution.CANCELED
-        execution.custom_properties["simsiam_tfx_note"].string_value = "abandoned: its run was killed"
+        execution.custom_properties[contract.RUN_NOTE].string_value = "abandoned: its run was killed"
     if abandoned:
         store.put_executions(abandoned)
     return len(abandoned)

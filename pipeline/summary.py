@@ -8,6 +8,7 @@ from typing import Any, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from simsiam_tfx import contract, files
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.features import SPLITS
 
@@ -54,14 +55,6 @@ class RunRecord:
         return None
 
 
-def _read_json(path: str) -> Optional[dict]:
-    import tensorflow as tf
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
 def _split_counts(statistics: metadata_store_pb2.Artifact) -> dict[str, int]:
     import tensorflow_data_validation as tfdv
     from tfx.types import artifact_utils, standard_artifacts
@@ -105,17 +98,13 @@ def evaluation_result(evaluation_uri: str) -> dict[str, Any]:
 
 def _data_record(examples: Optional[metadata_store_pb2.Artifact]) -> dict[str, Any]:
     """What ExampleGen recorded about the data this run read (components/example_gen.record_plan)."""
-    if examples is None or "class_names" not in examples.custom_properties:
+    facts = contract.examples_record(examples) if examples is not None else None
+    if facts is None:
         return {}
-    props = examples.custom_properties
-    record = {"class_names": json.loads(props["class_names"].string_value),
-              "fingerprint": props["data_fingerprint"].string_value,
-              "description": props["data_description"].string_value,
-              "examples_uri": examples.uri}
-    if "data_span" in props:  # the data version (span-N folder); 0: a plan that is not a span
-        record["span"] = int(props["data_span"].int_value)
-    if "example_counts" in props:
-        record["example_counts"] = json.loads(props["example_counts"].string_value)
+    # The summary's own key names (unchanged since the first summaries).
+    record = {"class_names": facts["class_names"], "fingerprint": facts.get(contract.DATA_FINGERPRINT, ""),
+              "description": facts.get(contract.DATA_DESCRIPTION, ""), "examples_uri": facts["examples_uri"]}
+    record.update({key: facts[key] for key in ("span", "example_counts") if key in facts})
     return record
 
 
@@ -124,23 +113,22 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     summary: dict[str, Any] = {"dataset": dataset, "run_id": record.run_id, "components": record.states(),
                                "component_seconds": record.seconds()}
 
-    statistics = record.output("StatisticsGen", "statistics")
+    statistics = record.output(contract.STATISTICS_GEN, "statistics")
     summary["examples"] = _split_counts(statistics) if statistics else {}
-    examples = record.output("ExampleGen", "examples")
-    if examples is not None and "skipped_count" in examples.custom_properties:
+    examples = record.output(contract.EXAMPLE_GEN, "examples")
+    if examples is not None and contract.SKIPPED_COUNT in examples.custom_properties:
         props = examples.custom_properties
         summary["examples"]["skipped"] = int(props["skipped_count"].int_value)
         summary["examples"]["skipped_by_reason"] = json.loads(props["skipped_by_reason"].string_value)
         summary["examples"]["skipped_report"] = props["skipped_report"].string_value
     summary["data"] = _data_record(examples)
     # The augmentation policy the views were drawn with, as the Transform artifact records it.
-    from simsiam_tfx.components.preprocessing import POLICY_JSON_PROPERTY
-    graph = record.output("Transform", "transform_graph")
-    policy = graph.custom_properties.get(POLICY_JSON_PROPERTY) if graph is not None else None
+    graph = record.output(contract.TRANSFORM, "transform_graph")
+    policy = graph.custom_properties.get(contract.AUGMENT_POLICY_JSON) if graph is not None else None
     summary["augment_policy"] = json.loads(policy.string_value) if policy is not None else None
 
-    pretrain_model_run = record.output("SimSiamPretrain", "model_run")
-    pretrain = _read_json(os.path.join(pretrain_model_run.uri, "pretrain_metrics.json")) if pretrain_model_run else None
+    pretrain_model_run = record.output(contract.PRETRAIN, "model_run")
+    pretrain = files.read_json(os.path.join(pretrain_model_run.uri, contract.PRETRAIN_METRICS_FILE)) if pretrain_model_run else None
     if pretrain:
         pretrain.pop("history", None)  # per-epoch values live in the Trainer's TensorBoard logs
         pretrain["tensorboard"] = os.path.join(pretrain_model_run.uri, "tensorboard")
@@ -148,40 +136,38 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     # The retraining policy this model was pre-trained under, and why (components/warm_start.py).
     summary["retraining"] = (pretrain or {}).pop("retraining", None)
 
-    probe_model_run = record.output("LinearProbe", "model_run")
-    summary["probe"] = _read_json(os.path.join(probe_model_run.uri, "probe_metrics.json")) if probe_model_run else None
+    probe_model_run = record.output(contract.PROBE, "model_run")
+    summary["probe"] = files.read_json(os.path.join(probe_model_run.uri, contract.PROBE_METRICS_FILE)) if probe_model_run else None
 
-    evaluation = record.output("Evaluator", "evaluation")
-    blessing = record.output("Evaluator", "blessing")
+    evaluation = record.output(contract.EVALUATOR, "evaluation")
+    blessing = record.output(contract.EVALUATOR, "blessing")
     evaluator = evaluation_result(evaluation.uri) if evaluation else {"accuracy": None, "failures": []}
     evaluator["threshold"] = config.eval.min_accuracy
     evaluator["max_regression"] = config.eval.max_regression
-    evaluator["blessed"] = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
+    evaluator["blessed"] = bool(blessing and blessing.custom_properties[contract.BLESSED].int_value == 1)
     summary["evaluator"] = evaluator
 
-    gate_blessing = record.output("ModelGate", "blessing")
+    gate_blessing = record.output(contract.MODEL_GATE, "blessing")
     from simsiam_tfx.components.model_gate import GATE_FILE  # TFX: imported once the console is quiet
-    summary["gate"] = _read_json(os.path.join(gate_blessing.uri, GATE_FILE)) if gate_blessing else None
+    summary["gate"] = files.read_json(os.path.join(gate_blessing.uri, GATE_FILE)) if gate_blessing else None
 
-    baseline = record.output("PushedBaseline", "baseline_model")
-    has_version = baseline is not None and "pushed_version" in baseline.custom_properties
-    evaluator["baseline_version"] = int(baseline.custom_properties["pushed_version"].int_value) or None \
+    baseline = record.output(contract.PUSHED_BASELINE, "baseline_model")
+    has_version = baseline is not None and contract.PUSHED_VERSION in baseline.custom_properties
+    evaluator["baseline_version"] = int(baseline.custom_properties[contract.PUSHED_VERSION].int_value) or None \
         if has_version else None
 
-    pushed = record.output("Pusher", "pushed_model")
-    was_pushed = bool(pushed and pushed.custom_properties["pushed"].int_value == 1)
-    summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value if was_pushed else None
-    if pushed is not None and "already_pushed_version" in pushed.custom_properties:
-        summary["already_served_version"] = int(pushed.custom_properties["already_pushed_version"].int_value)
+    pushed = record.output(contract.PUSHER, "pushed_model")
+    was_pushed = bool(pushed and pushed.custom_properties[contract.PUSHED].int_value == 1)
+    summary["pushed_model"] = pushed.custom_properties[contract.PUSHED_DESTINATION].string_value if was_pushed else None
+    if pushed is not None and contract.ALREADY_PUSHED_VERSION in pushed.custom_properties:
+        summary["already_served_version"] = int(pushed.custom_properties[contract.ALREADY_PUSHED_VERSION].int_value)
     summary["seconds_total"] = seconds_total
     return summary
 
 
 def write(summary: dict[str, Any], path: str) -> None:
     """Written aside and renamed into place: a reader never sees half a summary."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2, sort_keys=False)
-    os.replace(path + ".tmp", path)
+    files.write_json(path, summary, indent=2, sort_keys=False)
 
 
 def more_time_line(verdict: dict | None, seconds: float | None) -> str | None:

@@ -15,6 +15,8 @@ import re
 import typing
 from typing import Any, Optional, Union
 
+from simsiam_tfx import contract
+from simsiam_tfx.files import is_remote
 from simsiam_tfx.registries import AUGMENT_POLICIES, AUTO_PRECISION, BACKBONE_ARCHS, PRECISION_POLICIES
 
 EMBEDDED_DATASETS = ("shapes", "digits")
@@ -257,7 +259,7 @@ class PipelineConfig:
 
     @property
     def summary_path(self) -> str:
-        return os.path.join(self.output_dir, "run_summary.json")
+        return os.path.join(self.output_dir, contract.RUN_SUMMARY_FILE)
 
     # ---- validation and (de)serialisation -------------------------------------------------
     def augment_policy(self) -> str:
@@ -295,7 +297,7 @@ class PipelineConfig:
         require(bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", self.pipeline_name)),
                 f"pipeline_name must be 1-63 lowercase letters, digits and '-' (what KFP and Vertex accept), "
                 f"got {_short(self.pipeline_name)}", "pipeline_name")
-        if d.schema and "://" not in d.schema:
+        if d.schema and not is_remote(d.schema):
             _check_schema_file(d.schema)
         return self
 

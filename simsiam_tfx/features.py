@@ -15,6 +15,8 @@ LABEL_KEY = "label"
 UNLABELLED = -1  # the label of every pre-training example, and of images without a class
 
 PREDICTION_KEY = "probabilities"  # the served model's class probabilities (read by the Evaluator)
+EMBEDDING_KEY = "embedding"  # the served model's encoder output
+HEAD_LAYER = "linear"  # the classifier's linear head (trainer/probe.py builds it, serving reads its size)
 
 
 def to_example(image: bytes, label: int) -> bytes:

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from simsiam_tfx import contract
 from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY, UNLABELLED
 from simsiam_tfx.trainer import augment
 
@@ -33,7 +34,7 @@ CACHE_MAX_BYTES = 2 << 30
 # example (absent in the data, so Transform materialises the deterministic images).
 SEED_KEY = "augment_seed"
 # Written by the Transform executor beside its graph (components/preprocessing.py).
-POLICY_FILE = "augment_policy.json"
+POLICY_FILE = contract.AUGMENT_POLICY_FILE
 # A serialized uint8 TensorProto starts with field 1 (dtype) = DT_UINT8 (4), then the shape (field
 # 2); no image format starts so (PNG \x89, JPEG \xff, GIF "G", BMP "B", WebP "R").
 _SERIALIZED_UINT8 = b"\x08\x04\x12"
@@ -111,14 +112,14 @@ class Transform:
     policy: dict
 
     @classmethod
-    def load(cls, transform_graph_dir: str) -> "Transform":
+    def load(cls, transform_graph_dir: str) -> Transform:
         import tensorflow_transform as tft  # only where a graph is loaded
         output = tft.TFTransformOutput(transform_graph_dir)
         return cls(output.transform_features_layer(), tuple(output.raw_feature_spec()[IMAGE_KEY].shape),
                    read_policy(transform_graph_dir))
 
     @classmethod
-    def direct(cls, config: augment.AugmentConfig, image_size: int, name: str = "") -> "Transform":
+    def direct(cls, config: augment.AugmentConfig, image_size: int, name: str = "") -> Transform:
         return cls(lambda features: transform_features(features, config, image_size), (),
                    {"name": name, **augment.to_dict(config)})
 

@@ -18,12 +18,13 @@ import types
 import tensorflow as tf
 import tf_keras as keras
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError, PipelineConfig, duration_seconds, is_cifar_size
 from simsiam_tfx.registries import PRECISION_POLICIES
 from simsiam_tfx.trainer import backbones, data, distribute, heads, model, monitors, schedules
 
-HISTORY_FILE = "history.json"
-BUDGET_FILE = "time_budget.json"  # the epochs a --time-budget chose, beside the checkpoints (a resumed run keeps them)
+HISTORY_FILE = contract.HISTORY_FILE
+BUDGET_FILE = contract.TIME_BUDGET_FILE  # the epochs a --time-budget chose, beside the checkpoints (a resumed run keeps them)
 MEASURED_STEPS = 12  # train steps timed, after the warm-up ones, to choose the epochs of a time budget
 WARMUP_STEPS = 3
 RISING = 0.01  # kNN accuracy gained over the last quarter of the run that counts as "still rising"

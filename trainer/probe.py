@@ -15,6 +15,7 @@ import numpy as np
 import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
+from simsiam_tfx.features import EMBEDDING_KEY, HEAD_LAYER, PREDICTION_KEY
 from simsiam_tfx.trainer import backbones, monitors
 
 RANDOM_INIT_SEED = 12345
@@ -80,10 +81,10 @@ def build_classifier(encoder: keras.Model, kernel: np.ndarray, bias: np.ndarray)
     encoder.trainable = False  # also puts its BatchNorm layers in inference mode
     images = keras.Input(encoder.input_shape[1:], name="image")
     embedding = encoder(images, training=False)
-    linear = keras.layers.Dense(kernel.shape[1], name="linear")
-    probabilities = keras.layers.Softmax(name="probabilities", dtype="float32")(linear(embedding))
+    linear = keras.layers.Dense(kernel.shape[1], name=HEAD_LAYER)
+    probabilities = keras.layers.Softmax(name=PREDICTION_KEY, dtype="float32")(linear(embedding))
     linear.set_weights([kernel, bias])
-    return keras.Model(images, {"probabilities": probabilities, "embedding": embedding}, name="classifier")
+    return keras.Model(images, {PREDICTION_KEY: probabilities, EMBEDDING_KEY: embedding}, name="classifier")
 
 
 def random_init_encoder(backbone: str, width: int, image_size: int) -> keras.Model:
