@@ -43,7 +43,7 @@ def run_fn(fn_args) -> None:
     checkpoint_dir = checkpoint_dir_for(fn_args.model_run_dir, settings.config, fn_args.train_files)
     retraining, initial_weights = warm_start.decide(settings.config)
     print(f"[pretrain] retraining: {retraining['policy']} ({retraining['reason']})", flush=True)
-    simsiam, metrics = pretrain(settings.config, inputs, log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
+    simsiam, metrics = pretrain(settings.config, inputs, log_dir=os.path.join(fn_args.model_run_dir, contract.TENSORBOARD_DIR),
                                 checkpoint_dir=checkpoint_dir, initial_encoder_weights=initial_weights)
     metrics["retraining"] = retraining
     if not distribute.is_chief():

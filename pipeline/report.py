@@ -130,9 +130,11 @@ def _resolve(output_dir: str, pipeline_name: str) -> RunArtifacts:
         artifact = record.output(node, key)
         return os.path.join(artifact.uri, sub) if artifact is not None else None
 
-    return RunArtifacts(settings.config, settings.class_names, uri(contract.PRETRAIN, "model", "Format-Serving"),
-                        uri(contract.PROBE, "model", "Format-Serving"), uri(contract.TRANSFORM, "transformed_examples"),
-                        uri(contract.TRANSFORM, "transform_graph"), uri(contract.EXAMPLE_GEN, "examples"),
+    return RunArtifacts(settings.config, settings.class_names,
+                        uri(contract.PRETRAIN, contract.MODEL, contract.SERVING_DIR),
+                        uri(contract.PROBE, contract.MODEL, contract.SERVING_DIR),
+                        uri(contract.TRANSFORM, contract.TRANSFORMED_EXAMPLES),
+                        uri(contract.TRANSFORM, contract.TRANSFORM_GRAPH), uri(contract.EXAMPLE_GEN, contract.EXAMPLES),
                         _pretrain_histories(record))
 
 
@@ -141,7 +143,7 @@ def _data_facts(record) -> dict:
     from tfx.types import standard_artifacts
 
     from simsiam_tfx.components.data_aware_trainer import data_facts
-    examples = record.output(contract.EXAMPLE_GEN, "examples")
+    examples = record.output(contract.EXAMPLE_GEN, contract.EXAMPLES)
     if examples is None:
         raise LookupError("the last run has no ExampleGen output")
     artifact = standard_artifacts.Examples()

@@ -113,9 +113,9 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     summary: dict[str, Any] = {"dataset": dataset, "run_id": record.run_id, "components": record.states(),
                                "component_seconds": record.seconds()}
 
-    statistics = record.output(contract.STATISTICS_GEN, "statistics")
+    statistics = record.output(contract.STATISTICS_GEN, contract.STATISTICS)
     summary["examples"] = _split_counts(statistics) if statistics else {}
-    examples = record.output(contract.EXAMPLE_GEN, "examples")
+    examples = record.output(contract.EXAMPLE_GEN, contract.EXAMPLES)
     if examples is not None and contract.SKIPPED_COUNT in examples.custom_properties:
         props = examples.custom_properties
         summary["examples"]["skipped"] = int(props["skipped_count"].int_value)
@@ -123,40 +123,42 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
         summary["examples"]["skipped_report"] = props["skipped_report"].string_value
     summary["data"] = _data_record(examples)
     # The augmentation policy the views were drawn with, as the Transform artifact records it.
-    graph = record.output(contract.TRANSFORM, "transform_graph")
+    graph = record.output(contract.TRANSFORM, contract.TRANSFORM_GRAPH)
     policy = graph.custom_properties.get(contract.AUGMENT_POLICY_JSON) if graph is not None else None
     summary["augment_policy"] = json.loads(policy.string_value) if policy is not None else None
 
-    pretrain_model_run = record.output(contract.PRETRAIN, "model_run")
-    pretrain = files.read_json(os.path.join(pretrain_model_run.uri, contract.PRETRAIN_METRICS_FILE)) if pretrain_model_run else None
+    pretrain_model_run = record.output(contract.PRETRAIN, contract.MODEL_RUN)
+    pretrain = (files.read_json(os.path.join(pretrain_model_run.uri, contract.PRETRAIN_METRICS_FILE))
+                if pretrain_model_run else None)
     if pretrain:
         pretrain.pop("history", None)  # per-epoch values live in the Trainer's TensorBoard logs
-        pretrain["tensorboard"] = os.path.join(pretrain_model_run.uri, "tensorboard")
+        pretrain["tensorboard"] = os.path.join(pretrain_model_run.uri, contract.TENSORBOARD_DIR)
     summary["pretrain"] = pretrain
     # The retraining policy this model was pre-trained under, and why (components/warm_start.py).
     summary["retraining"] = (pretrain or {}).pop("retraining", None)
 
-    probe_model_run = record.output(contract.PROBE, "model_run")
-    summary["probe"] = files.read_json(os.path.join(probe_model_run.uri, contract.PROBE_METRICS_FILE)) if probe_model_run else None
+    probe_model_run = record.output(contract.PROBE, contract.MODEL_RUN)
+    summary["probe"] = (files.read_json(os.path.join(probe_model_run.uri, contract.PROBE_METRICS_FILE))
+                        if probe_model_run else None)
 
-    evaluation = record.output(contract.EVALUATOR, "evaluation")
-    blessing = record.output(contract.EVALUATOR, "blessing")
+    evaluation = record.output(contract.EVALUATOR, contract.EVALUATION)
+    blessing = record.output(contract.EVALUATOR, contract.BLESSING)
     evaluator = evaluation_result(evaluation.uri) if evaluation else {"accuracy": None, "failures": []}
     evaluator["threshold"] = config.eval.min_accuracy
     evaluator["max_regression"] = config.eval.max_regression
     evaluator["blessed"] = bool(blessing and blessing.custom_properties[contract.BLESSED].int_value == 1)
     summary["evaluator"] = evaluator
 
-    gate_blessing = record.output(contract.MODEL_GATE, "blessing")
+    gate_blessing = record.output(contract.MODEL_GATE, contract.BLESSING)
     from simsiam_tfx.components.model_gate import GATE_FILE  # TFX: imported once the console is quiet
     summary["gate"] = files.read_json(os.path.join(gate_blessing.uri, GATE_FILE)) if gate_blessing else None
 
-    baseline = record.output(contract.PUSHED_BASELINE, "baseline_model")
+    baseline = record.output(contract.PUSHED_BASELINE, contract.BASELINE_MODEL)
     has_version = baseline is not None and contract.PUSHED_VERSION in baseline.custom_properties
     evaluator["baseline_version"] = int(baseline.custom_properties[contract.PUSHED_VERSION].int_value) or None \
         if has_version else None
 
-    pushed = record.output(contract.PUSHER, "pushed_model")
+    pushed = record.output(contract.PUSHER, contract.PUSHED_MODEL)
     was_pushed = bool(pushed and pushed.custom_properties[contract.PUSHED].int_value == 1)
     summary["pushed_model"] = pushed.custom_properties[contract.PUSHED_DESTINATION].string_value if was_pushed else None
     if pushed is not None and contract.ALREADY_PUSHED_VERSION in pushed.custom_properties:

@@ -38,6 +38,10 @@ EVALUATION = "evaluation"
 BLESSING = "blessing"
 PUSHED_MODEL = "pushed_model"
 
+# ---- output layout (folders inside an output artifact) -------------------------------------------
+SERVING_DIR = "Format-Serving"  # TFX's: the SavedModel inside a Trainer's model artifact
+TENSORBOARD_DIR = "tensorboard"  # SimSiamPretrain's model_run: its TensorBoard logs
+
 # ---- files -------------------------------------------------------------------------------
 RUN_SUMMARY_FILE = "run_summary.json"  # in the output folder
 SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder a SavedModel
