@@ -12,7 +12,6 @@ training on the CPU, and when the data cannot train or measure a model (`check_s
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -24,7 +23,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import json_utils, proto_utils
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.components import trainer_config
 from simsiam_tfx.config import ConfigError
 
@@ -105,14 +104,9 @@ def record_retraining(model: types.Artifact) -> None:
 
 def record_schedule(model: types.Artifact, model_run_dir: str) -> None:
     """Pre-training's epochs, and the time budget that chose them, as MLMD custom properties."""
-    import tensorflow as tf
-
-    from simsiam_tfx.components.simsiam_pretrain import METRICS_FILE
-    path = os.path.join(model_run_dir, METRICS_FILE)
-    if not tf.io.gfile.exists(path):  # the probe's Trainer: no pre-training
+    metrics = files.read_json(os.path.join(model_run_dir, contract.PRETRAIN_METRICS_FILE))
+    if metrics is None:  # the probe's Trainer: no pre-training
         return
-    with tf.io.gfile.GFile(path) as f:
-        metrics = json.load(f)
     model.set_int_custom_property(contract.PRETRAIN_EPOCHS, int(metrics["epochs"]))
     budget = metrics.get("time_budget") or {}
     model.set_string_custom_property(contract.TIME_BUDGET, budget.get("budget", ""))

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.features import LABEL_KEY
 from simsiam_tfx.pipeline.summary import more_time_line
@@ -155,10 +155,10 @@ def _pretrain_histories(record) -> list[tuple[int, list[dict]]]:
     """Every SimSiamPretrain run recorded in this MLMD store (cached executions add nothing new)."""
     runs = []
     for artifact in record.store.get_artifacts_by_type("ModelRun"):
-        path = os.path.join(artifact.uri, contract.PRETRAIN_METRICS_FILE)
-        if contract.PRETRAIN in artifact.uri and os.path.exists(path):
-            with open(path) as f:
-                history = json.load(f).get("history") or []
+        metrics = (files.read_json(os.path.join(artifact.uri, contract.PRETRAIN_METRICS_FILE))
+                   if contract.PRETRAIN in artifact.uri else None)
+        if metrics is not None:
+            history = metrics.get("history") or []
             if history:
                 runs.append((int(os.path.basename(artifact.uri.rstrip("/"))), history))
     return sorted(runs)
@@ -167,10 +167,10 @@ def _pretrain_histories(record) -> list[tuple[int, list[dict]]]:
 def _split_files(folder: Optional[str], split: str) -> list[str]:
     if folder is None:
         raise LookupError("an artifact the report needs is missing from the last run")
-    files = sorted(glob.glob(os.path.join(folder, f"Split-{split}", "*")))
-    if not files:
+    paths = sorted(glob.glob(os.path.join(folder, f"Split-{split}", "*")))
+    if not paths:
         raise FileNotFoundError(f"no {split} examples under {folder}")
-    return files
+    return paths
 
 
 def _labelled(transformed: Optional[str], split: str, size: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
