@@ -110,6 +110,9 @@ class RunResult:
     parameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # task -> output parameters
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # task -> wall time (0 for a cache hit)
     copy_in_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # task -> bytes downloaded (kfp)
+    # task -> the parameterValues its driver hook wrote (vertex); task -> its ExecutorOutput file as written
+    hook_parameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    executor_outputs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pipeline_root: str = ""  # as resolved
 
     def artifact(self, task: str, key: str) -> dict[str, Any]:
@@ -301,7 +304,10 @@ class Launcher:
             output_file = os.path.join(self._mount(remote_task_root), "executor_output.json")
         return artifacts, parameters, output_file
 
-    def _run_task(self, name, parameters, enable_cache, run_id, state, result: RunResult) -> None:
+    def invocation(self, name: str, parameters: dict[str, Any], result: RunResult, run_id: str = "run") \
+            -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the ExecutorInput the launcher builds for task `name`, its container), with upstream
+        outputs and parameters taken from `result`; nothing is run."""
         task, component, container = self._parts(name)
         pod = os.path.join(self.state_dir, "pods", run_id, name)
         artifacts, output_parameters, output_file = self._outputs(name, component, run_id, pod)
@@ -311,12 +317,22 @@ class Launcher:
         executor_input = {"inputs": {"parameterValues": self._parameter_values(task, parameters, result),
                                      "artifacts": self._input_artifacts(task, component, result)},
                           "outputs": outputs}
+        return executor_input, container
+
+    def _run_task(self, name, parameters, enable_cache, run_id, state, result: RunResult) -> None:
+        task, _, container = self._parts(name)
+        pod = os.path.join(self.state_dir, "pods", run_id, name)
+        executor_input, _ = self.invocation(name, parameters, result, run_id)
+        outputs = executor_input["outputs"]
+        artifacts, output_file = outputs["artifacts"], outputs["outputFile"]
+        output_parameters = outputs.get("parameters", {})
         hook = container.get("lifecycle", {}).get("preCacheCheck")
         key_parameters = dict(executor_input["inputs"]["parameterValues"])
         if hook and self.target == "vertex":
             self._exec(f"{name} (driver)", hook["command"], hook["args"], executor_input, result)
             with open(output_file) as f:
-                key_parameters.update(json.load(f).get("parameterValues", {}))
+                result.hook_parameters[name] = json.load(f).get("parameterValues", {})
+            key_parameters.update(result.hook_parameters[name])
         key = self._cache_key(executor_input, key_parameters, container)
         caching = enable_cache and task.get("cachingOptions", {}).get("enableCache", False)
         if caching and key in state["cache"]:
@@ -338,6 +354,9 @@ class Launcher:
             result.seconds[name] = round(time.perf_counter() - start, 1)
             if log_path:  # uploadOutputArtifacts publishes the log, also when the command failed
                 self._upload(log_path, logs["artifacts"][0]["uri"])
+        if os.path.exists(output_file):
+            with open(output_file) as f:
+                result.executor_outputs[name] = json.load(f)
         try:
             recorded = self._record(artifacts, output_file, state)
         except UnsupportedValue as e:
