@@ -1,6 +1,8 @@
 """End-to-end (slow): `simsiam-tfx run` in a pseudo-terminal on tiny `shapes` data: the console it
-shows, the run report it writes (opened in headless Chromium), and `embed` / `predict` / `report`
-on its output folder."""
+shows, the run report it writes (opened in headless Chromium), `embed` / `predict` / `report` on its
+output folder, and, last, that run as the first of three on one output folder (blessed and pushed;
+unchanged data from the cache and not pushed; another augmentation re-running Transform on)."""
+import glob
 import html.parser
 import json
 import os
@@ -11,9 +13,14 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from simsiam_tfx.components import shapes
+from simsiam_tfx.components import preprocessing, shapes
+from simsiam_tfx.features import SPLITS
 from simsiam_tfx.pipeline.cli import main
+from simsiam_tfx.pipeline.local_runner import run_local
+from simsiam_tfx.pipeline.summary import RunRecord
+from simsiam_tfx.trainer import augment, data
 from tests import data_factory
 from tests.e2e.test_local_run import ALL_COMPONENTS, tiny_config
 from tests.pipeline.test_console import run_in_pty
@@ -127,6 +134,100 @@ def test_report_command_remakes_it_and_says_in_one_line_when_it_cannot(run, tmp_
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and said[0].startswith("report: not written (")
 
+
+
+def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(run):
+    """Run 1 is the module's CLI run (the one the tests above read; this test goes last, as runs 2
+    and 3 rewrite the output folder): every component, a blessed and pushed model; then two more
+    runs on the same output folder, as run_local makes them."""
+    output, _ = run
+    config = tiny_config(output)
+    first = json.loads((output / "run_summary.json").read_text())
+
+    # Every component ran, a model was blessed and pushed, and the summary says so.
+    assert set(first["components"]) == ALL_COMPONENTS
+    assert set(first["components"].values()) == {"executed"}
+    assert {k: first["examples"][k] for k in SPLITS} == {"pretrain": 128, "probe_train": 100, "eval": 100}
+    assert first["examples"]["skipped"] == 0
+    assert first["evaluator"]["blessed"] is True and first["pushed_model"]
+    assert first["evaluator"]["baseline_version"] is None  # nothing was pushed before
+    assert first["data"]["class_names"] == list(shapes.CLASS_NAMES) and first["data"]["fingerprint"]
+    assert first["data"]["span"] == 1 and first["data"]["example_counts"]["eval"] == 100
+    assert first["retraining"]["policy"] == "from_scratch"
+    with open(config.summary_path) as f:
+        on_disk = json.load(f)
+    for key in ("dataset", "examples", "pretrain", "probe", "evaluator", "pushed_model", "seconds_total"):
+        assert key in on_disk
+    for key in ("epochs", "final_loss", "images_per_second", "seconds", "knn_accuracy", "z_std"):
+        assert key in on_disk["pretrain"]
+    assert 0.0 <= on_disk["probe"]["accuracy"] <= 1.0 and "random_init_accuracy" in on_disk["probe"]
+    assert on_disk["evaluator"]["accuracy"] == pytest.approx(on_disk["probe"]["accuracy"], abs=1e-6)
+
+    # The pushed SavedModel loads and predicts through both signatures.
+    pushed = first["pushed_model"]
+    assert pushed.startswith(config.serving_model_dir) and os.path.isdir(pushed)
+    model = tf.saved_model.load(pushed)
+    image = data_factory.encode_array(np.random.default_rng(0).integers(0, 255, (45, 31, 3), dtype=np.uint8), "JPEG")
+    by_bytes = model.signatures["serve_image_bytes"](image_bytes=tf.constant([image, image]))
+    assert by_bytes["probabilities"].shape == (2, 10)
+    assert by_bytes["class_name"].numpy()[0].decode() == shapes.CLASS_NAMES[int(by_bytes["class_id"][0])]
+    np.testing.assert_allclose(by_bytes["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert by_bytes["embedding"].shape == (2, 4 * 8)
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))})).SerializeToString()
+    by_example = model.signatures["serving_default"](examples=tf.constant([example]))
+    np.testing.assert_allclose(by_example["probabilities"].numpy()[0], by_bytes["probabilities"].numpy()[0],
+                               atol=1e-5)
+
+    assert first["gate"]["blessed"] is True
+
+    # The augmentation policy is Transform's: recorded beside the graph and in MLMD, named in the summary.
+    graph = RunRecord(config.metadata_path, config.pipeline_name).output("Transform", "transform_graph")
+    policy = json.loads(json.dumps({"name": "strong-colour", **augment.to_dict(preprocessing.policy_config("strong-colour"))}))
+    assert data.read_policy(graph.uri) == policy == first["augment_policy"]
+    assert graph.custom_properties[preprocessing.POLICY_NAME_PROPERTY].string_value == "strong-colour"
+    assert json.loads(graph.custom_properties[preprocessing.POLICY_JSON_PROPERTY].string_value) == policy
+    preview = tf.io.decode_png(tf.io.read_file(os.path.join(graph.uri, preprocessing.PREVIEW_FILE))).numpy()
+    scale = 96 // config.data.image_size
+    assert preview.shape == (preprocessing.PREVIEW_IMAGES * 32 * scale, 3 * 32 * scale, 3)
+
+    # The served model's output depends on no seed: the same image twice, and with a seed in the
+    # request (which serving never reads), give the same answer.
+    def served(seed=None):
+        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
+        if seed is not None:
+            feature[data.SEED_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=seed))
+        request = tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        return model.signatures["serving_default"](examples=tf.constant([request]))["probabilities"].numpy()
+    np.testing.assert_array_equal(served(), served())
+    np.testing.assert_array_equal(served(), served([7, 8]))
+
+    # Second run, unchanged inputs but an unreachable floor and gain: data stages come from the
+    # cache, the model is not blessed, nothing is pushed, and the earlier push stays in place.
+    config.eval.min_accuracy, config.eval.min_gain = 1.0, 1.0
+    second = run_local(config)
+    for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
+        assert second["components"][node] == "cached", node
+    assert second["data"]["span"] == 1  # the same data version: no new span
+    assert second["components"]["Evaluator"] == "executed"
+    assert second["evaluator"]["baseline_version"] == int(os.path.basename(pushed))  # compared with the pushed one
+    assert second["evaluator"]["blessed"] is False
+    assert any("below the floor" in reason for reason in second["evaluator"]["failures"])
+    failed = {c["name"] for c in second["gate"]["checks"] if not c["passed"]}
+    assert second["gate"]["blessed"] is False and {"evaluator", "gain over random init"} <= failed
+    assert second["pushed_model"] is None
+    assert glob.glob(os.path.join(config.serving_model_dir, "*")) == [pushed]
+    assert tf.saved_model.load(pushed).signatures["serve_image_bytes"] is not None
+
+    # Third run, another augmentation policy: Transform and the Trainers re-run, the data stages do not.
+    config.pretrain.augment = "cifar"
+    third = run_local(config)
+    for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+        assert third["components"][node] == "cached", node
+    for node in ("Transform", "SimSiamPretrain", "LinearProbe"):
+        assert third["components"][node] == "executed", node
+    assert third["augment_policy"]["name"] == "cifar"
+    assert len(glob.glob(os.path.join(config.pipeline_root, "Transform", "transform_graph", "*"))) == 2
 
 def _image_sources(page: str) -> list[str]:
     class Images(html.parser.HTMLParser):
