@@ -98,16 +98,26 @@ def examples_record(examples: Any) -> Optional[dict[str, Any]]:
     props = examples.custom_properties
     if CLASS_NAMES not in props:
         return None
-    record: dict[str, Any] = {CLASS_NAMES: json.loads(props[CLASS_NAMES].string_value),
-                              IMAGE_SIZE: int(props[IMAGE_SIZE].int_value), "examples_uri": examples.uri}
+    record: dict[str, Any] = {CLASS_NAMES: json.loads(_property_value(props[CLASS_NAMES])),
+                              IMAGE_SIZE: int(_property_value(props[IMAGE_SIZE])), "examples_uri": examples.uri}
     for key in (DATA_FINGERPRINT, DATA_DESCRIPTION):
         if key in props:
-            record[key] = props[key].string_value
+            record[key] = str(_property_value(props[key]))
     if DATA_SPAN in props:  # the data version (span-N folder); 0: a plan that is not a span
-        record["span"] = int(props[DATA_SPAN].int_value)
+        record["span"] = int(_property_value(props[DATA_SPAN]))
     if EXAMPLE_COUNTS in props:
-        record[EXAMPLE_COUNTS] = json.loads(props[EXAMPLE_COUNTS].string_value)
+        record[EXAMPLE_COUNTS] = json.loads(_property_value(props[EXAMPLE_COUNTS]))
     return record
+
+
+def _property_value(value: Any) -> Any:
+    """An MLMD property's value. The KFP v2 driver passes custom properties to a step wrapped as
+    struct_value {"__value__": ...} (TFX's Artifact getters unwrap them the same way)."""
+    kind = value.WhichOneof("value")
+    if kind == "struct_value":
+        inner = value.struct_value.fields["__value__"]
+        return inner.string_value if inner.WhichOneof("kind") == "string_value" else inner.number_value
+    return getattr(value, kind)
 
 # ---- pipeline / KFP parameters (kubeflow/compile.py declares them, kubeflow/plan_step.py reads) ----
 INPUT_BASE_PARAM = "input_base"  # the data plan folder ExampleGen reads (also PlanData's output)

@@ -61,3 +61,18 @@ def test_examples_record_reads_what_example_gen_writes():
         "class_names": ["circle", "square"], "image_size": 32, "examples_uri": "/runs/ExampleGen/examples/1",
         "data_fingerprint": "abc", "span": 2, "example_counts": {"eval": 3}}
     assert contract.examples_record(metadata_store_pb2.Artifact()) is None
+
+
+def test_examples_record_reads_properties_as_the_kfp_driver_passes_them():
+    # backend/src/v2: the driver hands a step its inputs' custom properties as struct_value
+    # {"__value__": ...}; a reader of raw string_value/int_value would see "" and 0.
+    from ml_metadata.proto import metadata_store_pb2
+    wrapped = metadata_store_pb2.Artifact(uri="gs://b/examples")
+    props = wrapped.custom_properties
+    props[contract.CLASS_NAMES].struct_value.fields["__value__"].string_value = '["circle", "square"]'
+    props[contract.IMAGE_SIZE].struct_value.fields["__value__"].number_value = 32
+    props[contract.DATA_SPAN].struct_value.fields["__value__"].number_value = 2
+    props[contract.EXAMPLE_COUNTS].struct_value.fields["__value__"].string_value = '{"eval": 5}'
+    record = contract.examples_record(wrapped)
+    assert record[contract.CLASS_NAMES] == ["circle", "square"] and record[contract.IMAGE_SIZE] == 32
+    assert record["span"] == 2 and record[contract.EXAMPLE_COUNTS] == {"eval": 5}
