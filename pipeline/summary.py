@@ -118,9 +118,9 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
     examples = record.output(contract.EXAMPLE_GEN, contract.EXAMPLES)
     if examples is not None and contract.SKIPPED_COUNT in examples.custom_properties:
         props = examples.custom_properties
-        summary["examples"]["skipped"] = int(props["skipped_count"].int_value)
-        summary["examples"]["skipped_by_reason"] = json.loads(props["skipped_by_reason"].string_value)
-        summary["examples"]["skipped_report"] = props["skipped_report"].string_value
+        summary["examples"]["skipped"] = int(props[contract.SKIPPED_COUNT].int_value)
+        summary["examples"]["skipped_by_reason"] = json.loads(props[contract.SKIPPED_BY_REASON].string_value)
+        summary["examples"]["skipped_report"] = props[contract.SKIPPED_REPORT].string_value
     summary["data"] = _data_record(examples)
     # The augmentation policy the views were drawn with, as the Transform artifact records it.
     graph = record.output(contract.TRANSFORM, contract.TRANSFORM_GRAPH)

@@ -119,6 +119,7 @@ def _property_value(value: Any) -> Any:
         return inner.string_value if inner.WhichOneof("kind") == "string_value" else inner.number_value
     return getattr(value, kind)
 
+
 # ---- pipeline / KFP parameters (kubeflow/compile.py declares them, kubeflow/plan_step.py reads) ----
 INPUT_BASE_PARAM = "input_base"  # the data plan folder ExampleGen reads (also PlanData's output)
 TRAINER_CONFIG_PARAM = "trainer_config"  # the Trainers' whole custom_config JSON
