@@ -109,7 +109,8 @@ def main():
         lr = schedules.warmup_cosine(args.base_lr * args.batch_size / 256, args.epochs * steps)
         model = build_simsiam(args.backbone, args.width, args.image_size, default_proj_dim(args.backbone, args.width), 5e-4, lr)
         views = data.views_of(tf.data.Dataset.from_tensor_slices(x), args.image_size, args.batch_size,
-                              policy_config(args.augment), args.seed, len(x))
+                              data.Transform.direct(policy_config(args.augment), args.image_size, args.augment),
+                              args.seed, len(x))
         callbacks = [QualityCurve(splits, args.eval_every, steps, start)] if args.eval_every else []
         hist = model.fit(views, epochs=args.epochs, steps_per_epoch=steps, verbose=2, callbacks=callbacks)
         result["final_loss"] = hist.history["loss"][-1]

@@ -150,7 +150,7 @@ def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment
     splits, classes = load(dataset, image_size, per_split)
     p = p.resolved(image_size)
     if p.precision == "auto":
-        p = dataclasses.replace(p, precision=auto_precision()[0])
+        p = dataclasses.replace(p, precision=auto_precision(p.width)[0])
     policy = augment_name or augment_preset(dataset)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[p.precision])
     try:
@@ -159,7 +159,7 @@ def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment
         batch = min(p.batch_size, len(x))
         steps = max(1, len(x) // batch)
         views = data.views_of(tf.data.Dataset.from_tensor_slices(x), image_size, batch,
-                              policy_with(policy, overrides), seed, len(x))
+                              data.Transform.direct(policy_with(policy, overrides), image_size, policy), seed, len(x))
         start = time.perf_counter()
         epochs = p.epochs
         lr = schedules.warmup_cosine(p.base_lr * batch / 256, epochs * steps, p.warmup_epochs * steps,

@@ -155,15 +155,3 @@ def augment_examples(images: tf.Tensor, seeds: tf.Tensor, config: AugmentConfig,
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, size: int) -> tf.Tensor:
     """`augment_examples` with every example's seed split from one batch seed [2]."""
     return augment_examples(images, example_seeds(seed, tf.shape(images)[0]), config, size)
-
-
-def two_views(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, size: int):
-    """Two independent views of every image of a batch, from one seed: both views of row i come
-    from image i."""
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
-    return augment_batch(images, seeds[0], config, size), augment_batch(images, seeds[1], config, size)
-
-
-def augment_view(image: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, size: int) -> tf.Tensor:
-    """One random view of a single (H, W, 3) image."""
-    return augment_examples(image[tf.newaxis], tf.reshape(tf.cast(seed, tf.int64), [1, 2]), config, size)[0]

@@ -280,11 +280,10 @@ def augmented_batches(examples: tf.data.Dataset, num_examples: int, image_size: 
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def views_of(images: tf.data.Dataset, image_size: int, batch_size: int, config: augment.AugmentConfig,
-             seed: int, num_examples: int) -> tf.data.Dataset:
-    """uint8 (S, S, 3) images -> endless batches of (view1, view2), see `augmented_batches`: the two
-    views' seeds are split from the batch's, so both views of a row come from the same example."""
-    def views(images, batch_seed):
-        images = to_float(tf.ensure_shape(images, (None, image_size, image_size, 3)))
-        return augment.two_views(images, batch_seed, config, image_size)
-    return augmented_batches(images, num_examples, image_size, batch_size, seed, views)
+def views_of(images: tf.data.Dataset, image_size: int, batch_size: int, transform: Transform, seed: int,
+             num_examples: int) -> tf.data.Dataset:
+    """uint8 (S, S, 3) images held in memory -> the Trainer's endless (view1, view2) batches: the
+    images serialized as Transform writes them and drawn by `graph_views`, so code outside TFX (the
+    benchmarks) trains on exactly the pipeline's views."""
+    serialized = images.map(tf.io.serialize_tensor, num_parallel_calls=tf.data.AUTOTUNE)
+    return augmented_batches(serialized, num_examples, image_size, batch_size, seed, graph_views(transform, image_size))

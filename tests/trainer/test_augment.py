@@ -14,9 +14,14 @@ def _image(seed=0):
     return tf.random.stateless_uniform((SIZE, SIZE, 3), (seed, 1))
 
 
+def _two_views(images, seed, cfg):
+    return tuple(augment.augment_examples(images, augment.example_seeds(tf.constant(seed, tf.int64), 2)[i:i + 1],
+                                          cfg, SIZE) for i in (0, 1))
+
+
 def test_two_views_of_one_image_differ_and_keep_shape_and_range():
     for name in AUGMENT_POLICIES:
-        v1, v2 = augment.two_views(_image()[None], tf.constant([1, 2], tf.int64), preprocessing.policy_config(name), SIZE)
+        v1, v2 = _two_views(_image()[None], [1, 2], preprocessing.policy_config(name))
         for v in (v1, v2):
             assert v.shape == (1, SIZE, SIZE, 3) and v.dtype == tf.float32
             assert float(tf.reduce_min(v)) >= 0.0 and float(tf.reduce_max(v)) <= 1.0
@@ -25,9 +30,9 @@ def test_two_views_of_one_image_differ_and_keep_shape_and_range():
 
 def test_views_are_reproducible_under_a_fixed_seed_and_change_with_it():
     cfg = preprocessing.policy_config("imagenet")
-    a = augment.two_views(_image()[None], tf.constant([7, 8], tf.int64), cfg, SIZE)
-    b = augment.two_views(_image()[None], tf.constant([7, 8], tf.int64), cfg, SIZE)
-    c = augment.two_views(_image()[None], tf.constant([7, 9], tf.int64), cfg, SIZE)
+    a = _two_views(_image()[None], [7, 8], cfg)
+    b = _two_views(_image()[None], [7, 8], cfg)
+    c = _two_views(_image()[None], [7, 9], cfg)
     np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
     np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
     assert not np.allclose(a[0].numpy(), c[0].numpy())
@@ -42,7 +47,7 @@ def test_every_example_of_a_batch_gets_its_own_draw():
 def test_views_inside_tf_function_are_fresh_for_every_seed():
     # The seeds' bug: numpy randomness inside tf.function is drawn once at trace time.
     cfg = preprocessing.policy_config("cifar")
-    fn = tf.function(lambda img, seed: augment.augment_view(img, seed, cfg, SIZE))
+    fn = tf.function(lambda img, seed: augment.augment_examples(img[None], seed[None], cfg, SIZE)[0])
     outs = [fn(_image(), tf.constant([s, 0], tf.int64)).numpy() for s in range(4)]
     assert all(not np.allclose(outs[0], o) for o in outs[1:])
 

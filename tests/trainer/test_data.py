@@ -100,6 +100,20 @@ def test_input_pipeline_pairs_two_views_of_the_same_example(tmp_path):
     assert seen == {10 * i for i in range(12)}  # every example appears, none is invented
 
 
+def test_views_of_in_memory_images_are_the_trainers_views(tmp_path, graphs):
+    # The benchmarks train outside TFX on `views_of`: the same batches the Trainer draws from the
+    # transformed examples, for the same seed.
+    images = _random_images(8)
+    path = str(tmp_path / "t.tfrecord.gz")
+    data_factory.write_transformed(path, images)
+    trainer = data.pretrain_views([path], SIZE, 4, graphs["cifar"], seed=3, num_examples=8)
+    in_memory = data.views_of(tf.data.Dataset.from_tensor_slices(np.stack(images)), SIZE, 4, graphs["cifar"],
+                              seed=3, num_examples=8)
+    for (a1, a2), (b1, b2) in zip(trainer.take(3), in_memory.take(3)):
+        np.testing.assert_array_equal(a1.numpy(), b1.numpy())
+        np.testing.assert_array_equal(a2.numpy(), b2.numpy())
+
+
 def test_input_pipeline_draws_new_views_every_epoch(tmp_path, graphs):
     path = str(tmp_path / "t.tfrecord.gz")
     data_factory.write_transformed(path, _random_images(4))
