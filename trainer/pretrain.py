@@ -233,7 +233,7 @@ def pretrain(config: PipelineConfig, inputs: PretrainData, log_dir: str,
     """
     p = config.pretrain.resolved(config.data.image_size)
     if p.precision == "auto":
-        precision, why = auto_precision()
+        precision, why = auto_precision(p.width)
         print(f"[pretrain] precision auto: {precision} ({why})", flush=True)
         p = dataclasses.replace(p, precision=precision)
     # First, before TensorFlow runs anything: MultiWorkerMirroredStrategy sets up collective ops.
@@ -278,9 +278,16 @@ def cpu_features() -> set[str]:
         return set()
 
 
-def auto_precision(cpu_flags: set[str] | None = None, gpus=None) -> tuple[str, str]:
+# On CPUs, oneDNN's fast bf16 kernels (AMX tiles, AVX512-BF16) work on channels in blocks of 16:
+# a narrower first stage falls to slower paths, and bf16 is then slower than fp32 (the measured
+# step: docs/benchmarks.md, "Precision").
+BF16_CPU_MIN_WIDTH = 16
+
+
+def auto_precision(width: int, cpu_flags: set[str] | None = None, gpus=None) -> tuple[str, str]:
     """(precision, why) for --precision auto: bf16 where the hardware computes it natively (a GPU
-    of compute capability 8.0 or newer; a CPU with AVX512-BF16 or AMX-BF16), else fp32."""
+    of compute capability 8.0 or newer; a CPU with AVX512-BF16 or AMX-BF16, for an encoder at
+    least `BF16_CPU_MIN_WIDTH` channels wide), else fp32."""
     gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
@@ -289,6 +296,9 @@ def auto_precision(cpu_flags: set[str] | None = None, gpus=None) -> tuple[str, s
         return "fp32", f"GPU compute capability {capability[0]}.{capability[1]} has no native bf16"
     cpu_flags = cpu_features() if cpu_flags is None else cpu_flags
     native = sorted(cpu_flags & {"avx512_bf16", "amx_bf16"})
+    if native and width < BF16_CPU_MIN_WIDTH:
+        return "fp32", (f"this CPU computes bf16 ({', '.join(native)}), but not faster than fp32 for "
+                        f"width {width} < {BF16_CPU_MIN_WIDTH}")
     if native:
         return "bf16", f"this CPU computes bf16: {', '.join(native)}"
     return "fp32", "this CPU has no native bf16 (no avx512_bf16 or amx_bf16)"

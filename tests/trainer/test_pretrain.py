@@ -203,12 +203,13 @@ def test_whether_more_time_would_pay_follows_the_end_of_the_knn_curve(curve, ris
         assert verdict["suggested_budget_seconds"] == 600 and "--time-budget 10m" in line
 
 
-@pytest.mark.parametrize("flags, gpus, expected", [
-    ({"avx2", "avx512f", "avx512_bf16"}, [], "bf16"), ({"avx2", "amx_bf16", "amx_tile"}, [], "bf16"),
-    ({"avx2", "avx512f"}, [], "fp32"), (set(), [], "fp32")])
-def test_auto_precision_picks_bf16_only_where_the_cpu_computes_it(flags, gpus, expected):
+@pytest.mark.parametrize("flags, width, expected", [
+    ({"avx2", "avx512f", "avx512_bf16"}, 16, "bf16"), ({"avx2", "amx_bf16", "amx_tile"}, 64, "bf16"),
+    ({"avx2", "amx_bf16", "amx_tile"}, 8, "fp32"),  # narrower than the bf16 kernels' channel blocks
+    ({"avx2", "avx512f"}, 16, "fp32"), (set(), 16, "fp32")])
+def test_auto_precision_picks_bf16_only_where_the_cpu_computes_it_faster(flags, width, expected):
     from simsiam_tfx.trainer.pretrain import auto_precision
-    precision, why = auto_precision(flags, gpus)
+    precision, why = auto_precision(width, flags, [])
     assert precision == expected and why
 
 
@@ -216,6 +217,6 @@ def test_auto_precision_resolves_before_training_and_is_named(tmp_path, capsys):
     from simsiam_tfx.trainer.pretrain import auto_precision
     config, data = tiny_config(tmp_path, "auto")
     _, metrics = pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"))
-    assert metrics["precision"] == auto_precision()[0]
+    assert metrics["precision"] == auto_precision(config.pretrain.width)[0]
     assert f"precision auto: {metrics['precision']}" in capsys.readouterr().out
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
