@@ -85,7 +85,7 @@ FLAGS = (
          type=int),
     Flag("precision", ("pretrain.precision",), "pre-training precision: bf16 = Keras mixed_bfloat16, fp16 = "
          "mixed_float16 with dynamic loss scaling, auto = bf16 where the CPU (AVX512-BF16/AMX) or GPU (8.0+) "
-         f"computes it, else fp32 (default: {_default('pretrain.precision')})", choices=PRECISIONS),
+         f"computes it faster, else fp32 (default: {_default('pretrain.precision')})", choices=PRECISIONS),
     Flag("warm-start", ("pretrain.warm_start",), "retraining policy: start pre-training from the encoder of the "
          "model being served (default: from scratch); the Evaluator still compares with the served model",
          switch=True),
