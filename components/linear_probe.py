@@ -5,13 +5,12 @@ base_model: SimSiamPretrain's encoder; train split: probe_train; eval split: eva
 """
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
 import tf_keras as keras
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.components import model_record, serving, trainer_config
 from simsiam_tfx.trainer import augment, data, probe, supervised
 
@@ -20,8 +19,7 @@ METRICS_FILE = contract.PROBE_METRICS_FILE
 
 def _graph_policy(transform_graph_dir: str) -> augment.AugmentConfig:
     """The augmentation the Transform graph draws views with (the supervised reference's too)."""
-    values = data.read_policy(transform_graph_dir)
-    return augment.from_dict({k: v for k, v in values.items() if k != "name"})
+    return augment.from_record(data.read_policy(transform_graph_dir))
 
 
 def run_fn(fn_args) -> None:
@@ -63,5 +61,4 @@ def run_fn(fn_args) -> None:
         "data": {**data_record, "class_names": list(settings.class_names)},
         "probe": {**metrics, "train_examples": sizes[0], "eval_examples": sizes[1]}})
     tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
-        json.dump(metrics, f, indent=2)
+    files.write_json(os.path.join(fn_args.model_run_dir, METRICS_FILE), metrics, indent=2)

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from tfx.components.transform import executor as transform_executor
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.registries import AUGMENT_POLICIES
 from simsiam_tfx.trainer import augment, data
@@ -50,13 +50,13 @@ def custom_config(config: PipelineConfig) -> dict:
     statistics and schema do not)."""
     name = config.augment_policy()
     return {"image_size": config.data.image_size,
-            "augment": {"name": name, "parameters": augment.to_dict(policy_config(name))}}
+            "augment": augment.to_record(name, policy_config(name))}
 
 
 def policy(custom: dict) -> dict:
     """{"name", **parameters}: the policy a Transform custom_config selects."""
     chosen = custom["augment"]
-    return {"name": chosen["name"], **augment.to_dict(augment.from_dict(chosen["parameters"]))}
+    return augment.to_record(chosen["name"], augment.from_record(chosen))
 
 
 def in_process(config: PipelineConfig) -> data.Transform:
@@ -67,7 +67,7 @@ def in_process(config: PipelineConfig) -> data.Transform:
 
 
 def preprocessing_fn(inputs, custom_config):
-    return data.transform_features(inputs, augment.from_dict(custom_config["augment"]["parameters"]),
+    return data.transform_features(inputs, augment.from_record(custom_config["augment"]),
                                    int(custom_config["image_size"]))
 
 
@@ -112,8 +112,7 @@ class Executor(transform_executor.Executor):
         custom = json.loads(exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "{}")
         values = policy(custom)
         graph = artifact_utils.get_single_instance(output_dict[specs.TRANSFORM_GRAPH_KEY])
-        with tf.io.gfile.GFile(os.path.join(graph.uri, data.POLICY_FILE), "w") as f:
-            json.dump(values, f, indent=2, sort_keys=True)
+        files.write_json(os.path.join(graph.uri, data.POLICY_FILE), values, indent=2, sort_keys=True)
         graph.set_string_custom_property(POLICY_NAME_PROPERTY, values["name"])
         graph.set_string_custom_property(POLICY_JSON_PROPERTY, json.dumps(values, sort_keys=True))
         transformed = output_dict.get(specs.TRANSFORMED_EXAMPLES_KEY)

@@ -15,7 +15,7 @@ import time
 
 import tensorflow as tf
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.components import model_record, trainer_config, warm_start
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.trainer import distribute
@@ -61,8 +61,7 @@ def run_fn(fn_args) -> None:
     # Finished: a later execution (e.g. --no-cache) must train afresh, not resume a finished run.
     tf.io.gfile.rmtree(checkpoint_dir)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
-        json.dump(metrics, f, indent=2)
+    files.write_json(os.path.join(fn_args.model_run_dir, METRICS_FILE), metrics, indent=2)
 
 
 def _await_chief_export(serving_model_dir: str, timeout_s: float = 600, poll_s: float = 1) -> None:

@@ -44,6 +44,16 @@ def from_dict(values: dict) -> AugmentConfig:
     return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def to_record(name: str, config: AugmentConfig) -> dict:
+    """The one recorded shape of a policy, {"name", **every parameter}: in Transform's
+    custom_config, the file beside its graph, MLMD and the run summary."""
+    return {"name": name, **to_dict(config)}
+
+
+def from_record(record: dict) -> AugmentConfig:
+    return from_dict({k: v for k, v in record.items() if k != "name"})
+
+
 # Uniform numbers one view draws: its columns in `augment_examples`.
 _CROP, _JITTER_P, _JITTER, _GREY_P, _BLUR_P, _BLUR_SIGMA, _FLIP_P = 0, 4, 5, 9, 10, 11, 12
 _DRAWS = 13

@@ -14,14 +14,13 @@ for training and for the serving signatures alike.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.features import IMAGE_KEY, LABEL_KEY, UNLABELLED
 from simsiam_tfx.trainer import augment
 
@@ -121,7 +120,7 @@ class Transform:
     @classmethod
     def direct(cls, config: augment.AugmentConfig, image_size: int, name: str = "") -> Transform:
         return cls(lambda features: transform_features(features, config, image_size), (),
-                   {"name": name, **augment.to_dict(config)})
+                   augment.to_record(name, config))
 
     def images(self, encoded: tf.Tensor, seeds: tf.Tensor | None = None) -> tf.Tensor:
         """(B,) encoded (or materialised) images -> (B,) serialized uint8 images: random views with
@@ -134,8 +133,11 @@ class Transform:
 
 def read_policy(transform_graph_dir: str) -> dict:
     """{"name", **parameters}: the augmentation policy recorded beside a Transform graph."""
-    with tf.io.gfile.GFile(os.path.join(transform_graph_dir, POLICY_FILE)) as f:
-        return json.load(f)
+    path = os.path.join(transform_graph_dir, POLICY_FILE)
+    record = files.read_json(path)
+    if record is None:
+        raise ValueError(f"no readable augmentation policy at {path}")
+    return record
 
 
 def write_transform_graph(path: str, config: augment.AugmentConfig, image_size: int, name: str = "",
@@ -154,8 +156,7 @@ def write_transform_graph(path: str, config: augment.AugmentConfig, image_size: 
             lambda inputs: transform_features(inputs, config, image_size))
         _ = transform_fn | tft_beam.WriteTransformFn(path)
     metadata_io.write_metadata(metadata, os.path.join(path, tft.TFTransformOutput.RAW_METADATA_DIR))
-    with tf.io.gfile.GFile(os.path.join(path, POLICY_FILE), "w") as f:
-        json.dump({"name": name, **augment.to_dict(config)}, f, indent=2, sort_keys=True)
+    files.write_json(os.path.join(path, POLICY_FILE), augment.to_record(name, config), indent=2, sort_keys=True)
 
 
 def to_float(images: tf.Tensor) -> tf.Tensor:

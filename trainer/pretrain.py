@@ -18,7 +18,7 @@ import types
 import tensorflow as tf
 import tf_keras as keras
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.config import ConfigError, PipelineConfig, duration_seconds, is_cifar_size
 from simsiam_tfx.registries import PRECISION_POLICIES
 from simsiam_tfx.trainer import backbones, data, distribute, heads, model, monitors, schedules
@@ -65,10 +65,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # History first: a kill between the two writes leaves an extra row, dropped on restore.
         # Written aside and renamed into place, so a kill or a full disk never leaves half a file.
         tf.io.gfile.makedirs(self.manager.directory)
-        path = os.path.join(self.manager.directory, HISTORY_FILE)
-        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-            json.dump(self.monitor.history, f)
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        files.write_json(os.path.join(self.manager.directory, HISTORY_FILE), self.monitor.history)
         self.manager.save(checkpoint_number=epoch + 1)
 
 
@@ -350,10 +347,8 @@ def _fit_to_budget(run: _Run, inputs: PretrainData, checkpoint_dir: str | None, 
     if distribute.num_workers() > 1:  # each worker would measure, and choose, its own epochs
         raise ConfigError("--time-budget with several workers is not supported yet: set --epochs")
     saved = os.path.join(checkpoint_dir, BUDGET_FILE) if checkpoint_dir else None
-    if saved and tf.io.gfile.exists(saved):
-        with tf.io.gfile.GFile(saved) as f:
-            decision = json.load(f)
-    else:
+    decision = files.read_json(saved) if saved else None
+    if decision is None:
         images_per_second, knn_seconds = _measure(run, inputs)
         images_per_epoch = run.steps_per_epoch * run.batch_size
         spent = time.perf_counter() - started
@@ -369,8 +364,7 @@ def _fit_to_budget(run: _Run, inputs: PretrainData, checkpoint_dir: str | None, 
                     "seconds_before_training": spent}
         if saved and distribute.is_chief():
             tf.io.gfile.makedirs(checkpoint_dir)
-            with tf.io.gfile.GFile(saved, "w") as f:
-                json.dump(decision, f)
+            files.write_json(saved, decision)
     print(f"[pretrain] epochs chosen: {decision['epochs']} for {decision['budget']} at "
           f"{decision['images_per_second']:.0f} images/s", flush=True)
     warmup = min(p.warmup_epochs, decision["epochs"] - 1)

@@ -51,4 +51,4 @@ def test_an_added_policy_is_accepted_by_the_configuration(monkeypatch):
     cfg = PipelineConfig()
     cfg.pretrain.augment = "test-policy"
     assert cfg.validate().augment_policy() == "test-policy"
-    assert preprocessing.custom_config(cfg)["augment"]["parameters"]["flip"] is False
+    assert preprocessing.custom_config(cfg)["augment"]["flip"] is False
