@@ -157,24 +157,28 @@ def _rss_mb(images: str, model: str, out: str, command: str) -> tuple[int, float
     return int(written), int(peak_kib) / 1024, int(end_kib) / 1024
 
 
+SMALL, LARGE = 500, 4000
+
+
 @pytest.mark.slow
-def test_memory_stays_flat_over_10000_images(served_model, tmp_path):
-    """Peak RSS with 10,000 images stays within a few MB of that with 1,000: nothing accumulates
-    per image (all 10,000 decoded would take 10,000 x 64 x 64 x 3 x 4 bytes = 490 MB)."""
+def test_memory_stays_flat_over_thousands_of_images(served_model, tmp_path):
+    """Peak RSS with 4,000 images stays within a few MB of that with 500: nothing accumulates per
+    image (the 3,500 more decoded would take 3,500 x 64 x 64 x 3 x 4 bytes = 172 MB, over three
+    times the margin)."""
     rng = np.random.default_rng(0)
     small, large = tmp_path / "small", tmp_path / "large"
-    for count, folder in ((1000, small), (10_000, large)):
+    for folder in (small, large):
         folder.mkdir()
-    for i in range(10_000):
+    for i in range(LARGE):
         data = data_factory.encode_array(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), "PNG")
         (large / f"{i:05d}.png").write_bytes(data)
-        if i < 1000:
+        if i < SMALL:
             (small / f"{i:05d}.png").write_bytes(data)
     measured = {}
     for command, suffix in (("embed", "npy"), ("predict", "csv")):
         n_small, peak_small, end_small = _rss_mb(str(small), served_model, str(tmp_path / f"s.{suffix}"), command)
         n_large, peak_large, end_large = _rss_mb(str(large), served_model, str(tmp_path / f"l.{suffix}"), command)
-        assert (n_small, n_large) == (1000, 10_000)
+        assert (n_small, n_large) == (SMALL, LARGE)
         measured[command] = {"peak": (peak_small, peak_large), "end": (end_small, end_large)}
         assert peak_large - peak_small < 50 and end_large - end_small < 50, measured
-    print(f"RSS MB (1,000 -> 10,000 images): {measured}")
+    print(f"RSS MB ({SMALL} -> {LARGE} images): {measured}")
