@@ -11,7 +11,7 @@ from simsiam_tfx.config import ConfigError, PipelineConfig, default_proj_dim, is
 def test_defaults_validate_and_resolve_to_the_paper_values():
     cfg = PipelineConfig().validate()
     p = cfg.pretrain.resolved(cfg.data.image_size)
-    assert (p.base_lr, p.weight_decay, p.proj_dim) == (0.5, 5e-4, 16 * p.width)
+    assert (p.base_lr, p.weight_decay, p.proj_dim) == (0.5, 1e-3, 16 * p.width)
     big = PipelineConfig().pretrain
     big.backbone = "resnet50"
     assert big.resolved(224).base_lr == 0.05 and big.resolved(224).weight_decay == 1e-4
