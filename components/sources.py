@@ -100,12 +100,6 @@ class SourcePlan:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "SourcePlan":
-        raw = json.loads(text)
-        raw.pop(_CHECKSUM_KEY, None)
-        return cls.from_dict(raw)
-
-    @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SourcePlan:
         raw = dict(raw)
         raw.pop("augment", None)  # plans written before Transform owned the augmentation

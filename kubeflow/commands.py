@@ -9,6 +9,7 @@ import os
 import re
 from typing import Any
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError
 
 # (low, high) of each field; KFP (robfig/cron) has a leading seconds field, Vertex (Unix cron) not.
@@ -91,14 +92,15 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
         values[name] = value
         changed.add(name)
     if args.input_base:
-        values[kc.PARAM_INPUT_BASE] = args.input_base
-        changed.add(kc.PARAM_INPUT_BASE)
+        values[contract.INPUT_BASE_PARAM] = args.input_base
+        changed.add(contract.INPUT_BASE_PARAM)
     if (args.epochs is not None or args.time_budget is not None or args.min_accuracy is not None
             or args.max_regression is not None):
         # Rebuilt through the builders that rendered them at compile time, so they are validated and
         # rendered the same way; settings not named here keep their compiled values.
-        config, gpus = trainer_config.compiled(json.loads(values.get(kc.PARAM_TRAINER_CONFIG) or '{"config": {}}'))
-        config.eval = eval_settings(values.get(kc.PARAM_EVAL_CONFIG) or "{}")
+        config, gpus = trainer_config.compiled(
+            json.loads(values.get(contract.TRAINER_CONFIG_PARAM) or '{"config": {}}'))
+        config.eval = eval_settings(values.get(contract.EVAL_CONFIG_PARAM) or "{}")
         if args.epochs is not None:
             config.pretrain.epochs, config.pretrain.time_budget = args.epochs, None
         if args.time_budget is not None:
@@ -116,11 +118,11 @@ def run_arguments(spec: dict[str, Any], args) -> dict[str, Any]:
         except ConfigError as e:
             raise named_by_flag(e, given) from None
         if args.epochs is not None or args.time_budget is not None:
-            values[kc.PARAM_TRAINER_CONFIG] = trainer_config.custom_config_json(config, gpus)
-            changed.add(kc.PARAM_TRAINER_CONFIG)
+            values[contract.TRAINER_CONFIG_PARAM] = trainer_config.custom_config_json(config, gpus)
+            changed.add(contract.TRAINER_CONFIG_PARAM)
         if args.min_accuracy is not None or args.max_regression is not None:
-            values[kc.PARAM_EVAL_CONFIG] = eval_config_json(config.eval)
-            changed.add(kc.PARAM_EVAL_CONFIG)
+            values[contract.EVAL_CONFIG_PARAM] = eval_config_json(config.eval)
+            changed.add(contract.EVAL_CONFIG_PARAM)
     return {name: values[name] for name in sorted(changed)}
 
 

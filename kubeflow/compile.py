@@ -57,12 +57,8 @@ from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError, PipelineConfig
 from simsiam_tfx.files import is_remote
 
-PARAM_INPUT_BASE = contract.INPUT_BASE_PARAM
-PARAM_TRAINER_CONFIG = contract.TRAINER_CONFIG_PARAM
-PARAM_EVAL_CONFIG = contract.EVAL_CONFIG_PARAM
-PARAM_DATA_CONFIG = contract.DATA_CONFIG_PARAM
-TFX_PARAMETERS = (PARAM_INPUT_BASE, PARAM_TRAINER_CONFIG, PARAM_EVAL_CONFIG)  # the ones create_pipeline takes
-PLAN_TASK = contract.PLAN_DATA
+# the ones create_pipeline takes
+TFX_PARAMETERS = (contract.INPUT_BASE_PARAM, contract.TRAINER_CONFIG_PARAM, contract.EVAL_CONFIG_PARAM)
 PLAN_EXECUTOR = "PlanData_executor"
 PLAN_COMMAND = ["python", "-m", "simsiam_tfx.kubeflow.plan_step"]
 TARGETS = ("kfp", "vertex")
@@ -189,10 +185,10 @@ def run_parameters(config: PipelineConfig, kconfig: KubeflowConfig) -> dict[str,
     """Values of every runtime parameter for this configuration (the compiled defaults)."""
     from simsiam_tfx.components.trainer_config import custom_config_json
     from simsiam_tfx.pipeline.pipeline import eval_config_json
-    return {PARAM_INPUT_BASE: kconfig.data_location(),
-            PARAM_TRAINER_CONFIG: custom_config_json(config, kconfig.trainer_gpus),
-            PARAM_EVAL_CONFIG: eval_config_json(config.eval),
-            PARAM_DATA_CONFIG: json.dumps(dataclasses.asdict(config.data), sort_keys=True)}
+    return {contract.INPUT_BASE_PARAM: kconfig.data_location(),
+            contract.TRAINER_CONFIG_PARAM: custom_config_json(config, kconfig.trainer_gpus),
+            contract.EVAL_CONFIG_PARAM: eval_config_json(config.eval),
+            contract.DATA_CONFIG_PARAM: json.dumps(dataclasses.asdict(config.data), sort_keys=True)}
 
 
 def resource_spec(kconfig: KubeflowConfig, target: str):
@@ -240,8 +236,9 @@ def build_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, target: str 
     defaults = run_parameters(config.validate(), kconfig)
     params = {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=defaults[name])
               for name in TFX_PARAMETERS}
-    runtime = RuntimeParameters(input_base=params[PARAM_INPUT_BASE], trainer_config=params[PARAM_TRAINER_CONFIG],
-                                eval_config=params[PARAM_EVAL_CONFIG])
+    runtime = RuntimeParameters(input_base=params[contract.INPUT_BASE_PARAM],
+                                trainer_config=params[contract.TRAINER_CONFIG_PARAM],
+                                eval_config=params[contract.EVAL_CONFIG_PARAM])
     resources = resource_spec(kconfig, target) \
         if (kconfig.trainer_cpu or kconfig.trainer_memory or kconfig.trainer_gpus) else None
     pipeline = create_pipeline(config, "", runtime=runtime, trainer_platform_config=resources,
@@ -273,8 +270,8 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
     declared = spec["root"].setdefault("inputDefinitions", {}).setdefault("parameters", {})
     for name, value in defaults.items():
         declared.setdefault(name, {"parameterType": "STRING"}).update(defaultValue=value, isOptional=True)
-    job.setdefault("runtimeConfig", {}).setdefault("parameterValues", {})[PARAM_DATA_CONFIG] = \
-        defaults[PARAM_DATA_CONFIG]
+    job.setdefault("runtimeConfig", {}).setdefault("parameterValues", {})[contract.DATA_CONFIG_PARAM] = \
+        defaults[contract.DATA_CONFIG_PARAM]
     spec["defaultPipelineRoot"] = job["runtimeConfig"]["gcsOutputDirectory"]
     platforms = finish_spec(spec, kconfig, target, beam_executors)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -322,22 +319,23 @@ def add_plan_step(spec: dict[str, Any], image: str) -> None:
     folder it outputs. The IR is what the KFP SDK writes for a container component with STRING
     inputs and one STRING output parameter (pipeline_spec.proto: TaskOutputParameterSpec)."""
     dag = spec["root"]["dag"]["tasks"]
-    spec["components"][PLAN_TASK] = {
+    spec["components"][contract.PLAN_DATA] = {
         "executorLabel": PLAN_EXECUTOR,
         "inputDefinitions": {"parameters": {name: {"parameterType": "STRING"}
-                                            for name in (PARAM_INPUT_BASE, PARAM_DATA_CONFIG)}},
-        "outputDefinitions": {"parameters": {PARAM_INPUT_BASE: {"parameterType": "STRING"}}}}
+                                            for name in (contract.INPUT_BASE_PARAM, contract.DATA_CONFIG_PARAM)}},
+        "outputDefinitions": {"parameters": {contract.INPUT_BASE_PARAM: {"parameterType": "STRING"}}}}
     spec["deploymentSpec"]["executors"][PLAN_EXECUTOR] = {"container": {
         "image": image, "command": list(PLAN_COMMAND), "args": ["--executor_input", "{{$}}"]}}
-    dag[PLAN_TASK] = {
-        "taskInfo": {"name": PLAN_TASK}, "componentRef": {"name": PLAN_TASK},
+    dag[contract.PLAN_DATA] = {
+        "taskInfo": {"name": contract.PLAN_DATA}, "componentRef": {"name": contract.PLAN_DATA},
         "cachingOptions": {"enableCache": False},  # it reads the data as it is now
         "inputs": {"parameters": {name: {"componentInputParameter": name}
-                                  for name in (PARAM_INPUT_BASE, PARAM_DATA_CONFIG)}}}
+                                  for name in (contract.INPUT_BASE_PARAM, contract.DATA_CONFIG_PARAM)}}}
     example_gen = dag[contract.EXAMPLE_GEN]
-    example_gen["inputs"]["parameters"][PARAM_INPUT_BASE] = {
-        "taskOutputParameter": {"producerTask": PLAN_TASK, "outputParameterKey": PARAM_INPUT_BASE}}
-    example_gen["dependentTasks"] = sorted(set(example_gen.get("dependentTasks", [])) | {PLAN_TASK})
+    example_gen["inputs"]["parameters"][contract.INPUT_BASE_PARAM] = {
+        "taskOutputParameter": {"producerTask": contract.PLAN_DATA,
+                                "outputParameterKey": contract.INPUT_BASE_PARAM}}
+    example_gen["dependentTasks"] = sorted(set(example_gen.get("dependentTasks", [])) | {contract.PLAN_DATA})
 
 
 def spec_target(spec: dict[str, Any]) -> str | None:

@@ -30,12 +30,6 @@ def num_workers() -> int:
     return max(1, sum(len(cluster.get(task_type) or []) for task_type in TRAINING_TASKS))
 
 
-def task() -> tuple[str, int]:
-    """(type, index) of this process in TF_CONFIG; ("chief", 0) without one."""
-    _, task_type, index = _cluster()
-    return task_type or "chief", index
-
-
 def is_chief() -> bool:
     """Whether this process owns the outputs: TF_CONFIG's chief task, or worker 0 of a cluster
     without a chief (MultiWorkerMirroredStrategy's convention); True without TF_CONFIG.

@@ -36,12 +36,13 @@ import time
 import numpy as np
 import pytest
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import sources
 from simsiam_tfx.components.model_record import PUSH_RECORD, pushed_versions
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.features import SPLITS
 from simsiam_tfx.kubeflow.commands import run_pipeline_root
-from simsiam_tfx.kubeflow.compile import PARAM_EVAL_CONFIG, PARAM_INPUT_BASE, KubeflowConfig, compile_pipeline
+from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline
 from simsiam_tfx.pipeline.cli import served_record
 from simsiam_tfx.pipeline.summary import evaluation_result
 from tests import data_factory
@@ -105,7 +106,7 @@ def data_plan(root: str) -> str:
 
 def impossible_eval_config(spec: dict) -> str:
     """The compiled EvalConfig, but the candidate must beat the baseline by 2.0 accuracy."""
-    config = json.loads(spec["root"]["inputDefinitions"]["parameters"][PARAM_EVAL_CONFIG]["defaultValue"])
+    config = json.loads(spec["root"]["inputDefinitions"]["parameters"][contract.EVAL_CONFIG_PARAM]["defaultValue"])
     config["metricsSpecs"][0]["metrics"][0]["threshold"]["changeThreshold"]["absolute"] = 2.0
     return json.dumps(config)
 
@@ -234,7 +235,7 @@ def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_pa
     second_run_is_cached_and_pushes_nothing(second, serving_dir, span_root, version)
 
     data_factory.write_image_folder(images, NEW_IMAGES, classes=CLASSES, size=20, start=FIRST_IMAGES)
-    third = timed(kfp, {PARAM_EVAL_CONFIG: impossible_eval_config(spec)}, "run 3 (images added)", times)
+    third = timed(kfp, {contract.EVAL_CONFIG_PARAM: impossible_eval_config(spec)}, "run 3 (images added)", times)
     assert third.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-2")
     for task in UPSTREAM_OF_TRAINERS:
         assert third.states[task] == "executed", task
@@ -321,7 +322,7 @@ def tfx_entrypoint(tmp_path, task: str, upstream, **kwargs) -> None:
 def test_tfx_entrypoint_alone_fails_on_the_executor_logs_output_of_a_stock_kfp(tmp_path):
     """Confirms the issue: with publishing logs on (the default), TFX 1.21's own entrypoint stops
     at the first TFX step (ExampleGen), importing a class for the type `system.Artifact`."""
-    upstream = RunResult({}, {}, {}, parameters={"PlanData": {PARAM_INPUT_BASE: str(tmp_path / "data")}})
+    upstream = RunResult({}, {}, {}, parameters={"PlanData": {contract.INPUT_BASE_PARAM: str(tmp_path / "data")}})
     with pytest.raises(ImportError, match="Could not import system.Artifact") as failed:
         tfx_entrypoint(tmp_path, "ExampleGen", upstream)
     assert "No module named 'system'" in str(failed.value.__cause__)
@@ -350,12 +351,12 @@ def test_a_run_created_without_a_pipeline_root_writes_to_minio_and_fails(tmp_pat
     stock = launcher(tmp_path, "kfp", spec, None)
     assert stock.remote_root == KFP_DEFAULT_ROOT
     with pytest.raises(TaskFailed) as failed:
-        stock.run({PARAM_INPUT_BASE: plan})
+        stock.run({contract.INPUT_BASE_PARAM: plan})
     assert failed.value.task == "ExampleGen"
     assert "Unable to get filesystem from specified path" in failed.value.output
     assert "Path specified: minio://mlpipeline/v2/artifacts/simsiam-tfx/" in failed.value.output
     configured = launcher(tmp_path, "kfp", spec, None, configmap_root=f"{ROOT}/tfx")
-    result = configured.run({PARAM_INPUT_BASE: plan})
+    result = configured.run({contract.INPUT_BASE_PARAM: plan})
     assert result.states["ExampleGen"] == "executed"
     assert result.artifact("ExampleGen", "examples")["uri"].startswith(str(tmp_path / "bucket"))
 
