@@ -7,15 +7,18 @@ start and `simsiam-tfx served`), and each pre-trained encoder its RETRAINING_FIL
 (components/warm_start.py).
 
 A served version is a numeric folder under the push destination holding saved_model.pb (TF
-Serving's layout) and PUSH_RECORD (components/pushed_models.py writes it).
+Serving's layout) and PUSH_RECORD (components/pusher.py writes it).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from simsiam_tfx import contract, files
+
+if TYPE_CHECKING:
+    from tfx.proto import pusher_pb2
 
 PUSH_RECORD = contract.PUSH_RECORD_FILE
 SAVED_MODEL = contract.SAVED_MODEL_FILE
@@ -68,3 +71,13 @@ def pushed_versions(base_directory: str) -> list[PushedVersion]:
 def newest_pushed(base_directory: str) -> Optional[PushedVersion]:
     versions = pushed_versions(base_directory)
     return versions[-1] if versions else None
+
+
+def push_directory(push_destination: str | pusher_pb2.PushDestination) -> str:
+    """The base directory of a filesystem PushDestination (proto or its JSON text): where the
+    served versions are."""
+    from tfx.proto import pusher_pb2
+    from tfx.utils import proto_utils
+    if isinstance(push_destination, str):
+        push_destination = proto_utils.json_to_proto(push_destination, pusher_pb2.PushDestination())
+    return push_destination.filesystem.base_directory

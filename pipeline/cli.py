@@ -22,7 +22,7 @@ def _cmd_run(args) -> int:
     with run_lock.exclusive_output(config.output_dir), _console(args, config.output_dir) as log_path:
         # Imported under the quiet console: TensorFlow and TFX print their start-up noise on import.
         from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
-        from simsiam_tfx.components.pushed_models import PushRefused
+        from simsiam_tfx.components.pusher import PushRefused
         from simsiam_tfx.pipeline.local_runner import run_local
         abandoned = run_lock.cancel_abandoned_executions(config.metadata_path)
         if abandoned:

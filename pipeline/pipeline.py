@@ -6,7 +6,7 @@
       -> ModelGate (above chance, gain over random init, same classes as served) -> Pusher
 
 No Resolver: open-source Kubeflow Pipelines runs only container and importer steps, so the
-Evaluator's baseline is looked up by a container step (components/pushed_models.py), the same on
+Evaluator's baseline is looked up by a container step (components/pushed_baseline.py), the same on
 every runner. Class names come from the data at run time (components/data_aware_trainer.py).
 
 Every runner (local, Kubeflow, Vertex) builds its pipeline here. Values a cluster run may change per
@@ -24,11 +24,14 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from simsiam_tfx import contract
-from simsiam_tfx.components import code_version, model_gate, preprocessing, pushed_models, trainer_config
+from simsiam_tfx.components import code_version, model_gate, preprocessing, trainer_config
 from simsiam_tfx.components import example_gen as example_gen_component
 from simsiam_tfx.components.anomalies_gate import StopOnAnomalies
 from simsiam_tfx.components.curated_schema import CuratedSchemaGen
 from simsiam_tfx.components.data_aware_trainer import DataAwareTrainer
+from simsiam_tfx.components.evaluator import EvaluatorExecutor
+from simsiam_tfx.components.pushed_baseline import PushedBaseline
+from simsiam_tfx.components.pusher import PusherExecutor
 from simsiam_tfx.config import EvalConfig, PipelineConfig
 from simsiam_tfx.features import LABEL_KEY, PREDICTION_KEY, SPLITS
 
@@ -170,8 +173,8 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
 
     push_destination = tfx.proto.PushDestination(
         filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir))
-    baseline = pushed_models.PushedBaseline(model=probe.outputs["model"],
-                                            push_destination=push_destination).with_id(contract.PUSHED_BASELINE)
+    baseline = PushedBaseline(model=probe.outputs["model"],
+                              push_destination=push_destination).with_id(contract.PUSHED_BASELINE)
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -181,7 +184,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
         eval_config=runtime.eval_config if runtime else eval_config(config.eval))
     # Evaluator takes no custom executor argument; its executor is swapped before the Pipeline adds
     # the Beam flags to every Beam executor spec.
-    evaluator.executor_spec = executor_spec.BeamExecutorSpec(pushed_models.EvaluatorExecutor)
+    evaluator.executor_spec = executor_spec.BeamExecutorSpec(EvaluatorExecutor)
 
     gate = model_gate.ModelGate(model=probe.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
                                 baseline_model=baseline.outputs["baseline_model"], settings=config.eval)
@@ -190,7 +193,7 @@ def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: Runtime
         model=probe.outputs["model"],
         model_blessing=gate.outputs["blessing"],
         push_destination=push_destination,
-        custom_executor_spec=executor_spec.ExecutorClassSpec(pushed_models.PusherExecutor))
+        custom_executor_spec=executor_spec.ExecutorClassSpec(PusherExecutor))
 
     if trainer_platform_config is not None:
         for trainer in (pretrain, probe):

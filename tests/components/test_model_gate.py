@@ -5,9 +5,9 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
-from simsiam_tfx.components import model_gate, model_record, pushed_models
+from simsiam_tfx.components import model_gate, model_record, pushed_baseline, pusher
 from simsiam_tfx.config import EvalConfig
-from tests.components.test_pushed_models import destination, model_artifact, models_answer, saved_model  # noqa: F401
+from tests.components.test_pusher import destination, model_artifact, models_answer, saved_model  # noqa: F401
 
 DEFAULTS = json.loads(model_gate.gate_settings(EvalConfig()))
 
@@ -63,15 +63,15 @@ def gate(tmp_path, model, baseline, allow=False):
 def push(tmp_path, model, blessing):
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
-    pushed_models.PusherExecutor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
-                                      {"push_destination": destination(tmp_path / "serving")})
+    pusher.PusherExecutor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+                               {"push_destination": destination(tmp_path / "serving")})
     return pushed.get_int_custom_property("pushed") == 1
 
 
 def baseline_for(tmp_path, model, name):
     baseline = model_artifact(tmp_path / name)
-    pushed_models.PushedBaselineExecutor().Do({"model": [model]}, {"baseline_model": [baseline]},
-                                              {"push_destination": destination(tmp_path / "serving")})
+    pushed_baseline.PushedBaselineExecutor().Do({"model": [model]}, {"baseline_model": [baseline]},
+                                                {"push_destination": destination(tmp_path / "serving")})
     return baseline
 
 
@@ -85,7 +85,7 @@ def test_a_model_with_other_classes_is_not_pushed_over_the_served_one_unless_all
     three = candidate(tmp_path, "three", ["cat", "dog", "fox"], b"three classes")
     baseline = baseline_for(tmp_path, three, "b1")
     # No accuracy comparison across label spaces: the Evaluator gets no baseline.
-    assert not pushed_models.has_model(baseline)
+    assert not pushed_baseline.has_model(baseline)
     assert baseline.get_int_custom_property(model_gate.LABEL_SPACE_CHANGED) == 1
     refused = gate(tmp_path, three, baseline)
     assert refused.get_int_custom_property("blessed") == 0
@@ -110,6 +110,6 @@ def test_same_classes_compare_with_the_served_model(tmp_path):
     assert push(tmp_path, first, gate(tmp_path, first, baseline_for(tmp_path, first, "b0")))
     second = candidate(tmp_path, "second", ["cat", "dog"], b"second")
     baseline = baseline_for(tmp_path, second, "b1")
-    assert pushed_models.has_model(baseline)
+    assert pushed_baseline.has_model(baseline)
     assert not baseline.has_custom_property(model_gate.LABEL_SPACE_CHANGED)
     assert gate(tmp_path, second, baseline).get_int_custom_property("blessed") == 1

@@ -1,6 +1,4 @@
-"""Pushed versions: the baseline lookup, the Evaluator's "no baseline yet", and the push that does
-not repeat itself."""
-import json
+"""The push that does not repeat itself, and a version that appears whole and working."""
 import os
 
 import pytest
@@ -8,14 +6,14 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from simsiam_tfx.components import model_record, pushed_models
+from simsiam_tfx.components import model_record, pusher
 
 
 @pytest.fixture(autouse=True)
 def models_answer(monkeypatch):
     """These stand-in models are bytes, not SavedModels: their load-and-answer check is skipped
     (test_a_model_that_cannot_answer_is_never_published runs it)."""
-    monkeypatch.setattr(pushed_models, "answers_one_request", lambda path: None)
+    monkeypatch.setattr(pusher, "answers_one_request", lambda path: None)
 
 
 def saved_model(folder, content=b"graph"):
@@ -48,20 +46,10 @@ def blessing(tmp_path, blessed: bool):
 def push(tmp_path, model_uri, blessed=True):
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
-    pushed_models.PusherExecutor().Do(
+    pusher.PusherExecutor().Do(
         {"model": [model_artifact(model_uri)], "model_blessing": [blessing(tmp_path, blessed)]},
         {"pushed_model": [pushed]}, {"push_destination": destination(tmp_path / "serving")})
     return pushed
-
-
-def test_newest_version_ignores_incomplete_and_staging_folders(tmp_path):
-    base = tmp_path / "serving"
-    saved_model(str(base / "100"))
-    saved_model(str(base / "200"))
-    os.makedirs(base / "300")  # half-copied: no saved_model.pb yet
-    saved_model(str(base / ".staging-400"))
-    assert model_record.newest_pushed(str(base)).version == 200
-    assert model_record.newest_pushed(str(tmp_path / "nothing")) is None
 
 
 def test_a_blessed_model_is_pushed_once_and_an_identical_one_not_again(tmp_path):
@@ -92,50 +80,10 @@ def test_an_unblessed_model_is_not_pushed(tmp_path):
     assert not os.path.exists(tmp_path / "serving")
 
 
-@pytest.mark.parametrize("pushed_before", [False, True])
-def test_baseline_is_the_newest_pushed_model_or_empty_before_the_first_push(tmp_path, pushed_before):
-    if pushed_before:
-        saved_model(str(tmp_path / "serving" / "7"), b"served")
-    baseline = model_artifact(tmp_path / "baseline")
-    pushed_models.PushedBaselineExecutor().Do(
-        {"model": [model_artifact(tmp_path / "candidate")]}, {"baseline_model": [baseline]},
-        {"push_destination": destination(tmp_path / "serving")})
-    assert pushed_models.has_model(baseline) is pushed_before
-    assert baseline.get_int_custom_property("pushed_version") == (7 if pushed_before else 0)
-    if pushed_before:
-        with open(tmp_path / "baseline" / "Format-Serving" / "saved_model.pb", "rb") as f:
-            assert f.read() == b"served"
-
-
-def test_evaluator_drops_an_empty_baseline(tmp_path, monkeypatch):
-    seen = {}
-    monkeypatch.setattr(pushed_models.evaluator_executor.Executor, "Do",
-                        lambda self, inputs, outputs, props: seen.update(inputs))
-    os.makedirs(tmp_path / "empty")
-    executor = pushed_models.EvaluatorExecutor()
-    executor.Do({"model": [model_artifact(tmp_path / "m")], "baseline_model": [model_artifact(tmp_path / "empty")]},
-                {}, {})
-    assert set(seen) == {"model"}
-    saved_model(str(tmp_path / "full" / "Format-Serving"))
-    executor.Do({"model": [model_artifact(tmp_path / "m")], "baseline_model": [model_artifact(tmp_path / "full")]},
-                {}, {})
-    assert set(seen) == {"model", "baseline_model"}
-
-
-def test_fingerprint_follows_content_not_the_push_record(tmp_path):
-    a = saved_model(str(tmp_path / "a"))
-    b = saved_model(str(tmp_path / "b"))
-    with open(os.path.join(b, model_record.PUSH_RECORD), "w") as f:
-        json.dump({"x": 1}, f)
-    assert pushed_models.model_fingerprint(a) == pushed_models.model_fingerprint(b)
-    saved_model(a, b"changed")
-    assert pushed_models.model_fingerprint(a) != pushed_models.model_fingerprint(b)
-
-
 @pytest.mark.fault
 def test_a_model_that_cannot_answer_is_never_published(tmp_path, monkeypatch):
     monkeypatch.undo()  # the real load-and-answer check
     saved_model(str(tmp_path / "model" / "Format-Serving"), b"not a SavedModel")
-    with pytest.raises(pushed_models.PushRefused, match="does not answer a request.*nothing pushed"):
+    with pytest.raises(pusher.PushRefused, match="does not answer a request.*nothing pushed"):
         push(tmp_path, tmp_path / "model")
     assert os.listdir(tmp_path / "serving") == []  # no version, no staging folder left
