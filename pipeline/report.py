@@ -69,7 +69,7 @@ def write_report(output_dir: str, pipeline_name: str, summary: Optional[dict] = 
 def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -> str:
     import matplotlib
     matplotlib.use("Agg")
-    from simsiam_tfx.trainer import monitors
+    from simsiam_tfx.trainer import tensorboard_export
 
     if summary is None:
         with open(os.path.join(output_dir, contract.RUN_SUMMARY_FILE)) as f:
@@ -101,7 +101,7 @@ def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -
     figures["data"] = _save(_data_figure(summary, reference[1], queries[1], run.class_names), out, "data.png")
 
     _tensorboard(os.path.join(out, "tensorboard"), queries, reference, views, neighbours, features["SimSiam"][1],
-                 run.class_names, monitors)
+                 run.class_names, tensorboard_export)
     skipped = _skipped(summary)
     page = _render(summary, figures, skipped, run, len(reference[0]), len(queries[0]), output_dir)
     path = os.path.join(out, "index.html")
@@ -439,15 +439,15 @@ def _data_figure(summary: dict, reference_labels: np.ndarray, eval_labels: np.nd
 
 # ---- TensorBoard --------------------------------------------------------------------------
 
-def _tensorboard(log_dir, queries, reference, views, neighbours, eval_features, class_names, monitors) -> None:
+def _tensorboard(log_dir, queries, reference, views, neighbours, eval_features, class_names, export) -> None:
     rows = [[queries[0][i], views[0][i], views[1][i]] for i in range(len(views[0]))]
-    grids = {"report/augmentation_preview": monitors.image_grid(rows)}
+    grids = {"report/augmentation_preview": export.image_grid(rows)}
     for name, indices in neighbours.items():
-        grids[f"report/nearest_neighbours_{name}"] = monitors.image_grid(
+        grids[f"report/nearest_neighbours_{name}"] = export.image_grid(
             [[queries[0][i]] + [reference[0][j] for j in row] for i, row in enumerate(indices)])
-    monitors.write_image_summaries(log_dir, grids)
-    monitors.export_projector(os.path.join(log_dir, "projector"), eval_features,
-                              [_name(class_names, int(c)) for c in queries[1]], thumbnails=queries[0])
+    export.write_image_summaries(log_dir, grids)
+    export.export_projector(os.path.join(log_dir, "projector"), eval_features,
+                            [_name(class_names, int(c)) for c in queries[1]], thumbnails=queries[0])
 
 
 # ---- the page -----------------------------------------------------------------------------
