@@ -25,6 +25,7 @@ import os
 from typing import Any, Iterator
 
 import apache_beam as beam
+from tfx import types
 from tfx import v1 as tfx
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
@@ -293,7 +294,7 @@ def _split_counts(result) -> dict[str, int]:
 
 def record_plan(examples, plan: sources.SourcePlan, counts: dict[str, int] | None = None) -> None:
     """What the Trainers and the run summary need to know about the data this run read
-    (components/data_aware_trainer.py reads class_names and image_size back)."""
+    (`data_facts` reads it back)."""
     examples.set_string_custom_property(contract.CLASS_NAMES, json.dumps(plan.class_names, ensure_ascii=False))
     examples.set_int_custom_property(contract.NUM_CLASSES, plan.num_classes)
     examples.set_int_custom_property(contract.IMAGE_SIZE, plan.image_size)
@@ -304,6 +305,15 @@ def record_plan(examples, plan: sources.SourcePlan, counts: dict[str, int] | Non
     if counts:
         examples.set_string_custom_property(contract.EXAMPLE_COUNTS, json.dumps(
             {split: counts.get(split, 0) for split in SPLITS}))
+
+
+def data_facts(examples: types.Artifact) -> dict[str, Any]:
+    """What ExampleGen recorded about the plan it read (`record_plan`), for the Trainers and the report."""
+    facts = contract.examples_record(examples.mlmd_artifact)
+    if facts is None:
+        raise ConfigError(f"Examples {examples.uri} carry no class names: made by an ExampleGen older than this "
+                          f"pipeline; re-run ExampleGen (disable the cache)")
+    return facts
 
 
 def create(input_base) -> FileBasedExampleGen:

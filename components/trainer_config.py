@@ -7,8 +7,8 @@ whole JSON is one runtime parameter (`custom_config_json`), the only form TFX su
 
 What depends on the data (class names and count, the size and augmentation the data plan was
 made for) is not in it: it is known only when a run reads its data plan, so ExampleGen records it
-on its Examples artifact (`data_facts`) and the Trainers' executor adds it at run time
-(components/data_aware_trainer.py); `read` checks the two against each other.
+on its Examples artifact (example_gen.data_facts reads it) and the Trainers' executor adds it at
+run time (components/data_aware_trainer.py); `read` checks the two against each other.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ pre-training from the encoder of the model being served (the newest pushed versi
 the Evaluator still compares the new model with the served one, so a worse model is not pushed.
 The decision and its reason are written beside the exported encoder (model_record.RETRAINING_FILE), copied
 into the pre-training metrics (run_summary.json `retraining`) and set as custom properties of the
-SimSiamPretrain model artifact in MLMD (components/data_aware_trainer.py).
+SimSiamPretrain model artifact in MLMD (components/pretrain_properties.py).
 
 How the served encoder is found without any lookup outside the push destination: each pushed
 version carries its training record (components/model_record.py), which names the encoder it was

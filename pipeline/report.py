@@ -142,7 +142,7 @@ def _data_facts(record) -> dict:
     """What ExampleGen recorded of the data, as the Trainers received it at run time."""
     from tfx.types import standard_artifacts
 
-    from simsiam_tfx.components.data_aware_trainer import data_facts
+    from simsiam_tfx.components.example_gen import data_facts
     examples = record.output(contract.EXAMPLE_GEN, contract.EXAMPLES)
     if examples is None:
         raise LookupError("the last run has no ExampleGen output")
