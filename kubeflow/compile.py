@@ -16,7 +16,8 @@ the floor in the Evaluator's EvalConfig) is not substituted. So:
 floor per run without the user writing JSON.
 
 After TFX's compiler, per target (`finish_spec`):
-  - PlanData, an uncached container task, runs first and resolves the data version; ExampleGen's
+  - the runner's duties (pipeline/runner_duties.py): the baseline lookup's cache is off, and
+    PlanData, an uncached container task, runs first and resolves the data version; ExampleGen's
     `input_base` is PlanData's output parameter (a `taskOutputParameter`), so its cache key holds
     the span folder and follows the data on both launchers (kubeflow/plan_step.py says why);
   - every step runs our entrypoint (kubeflow/entrypoint.py), which restores the input types the
@@ -288,10 +289,9 @@ def finish_spec(spec: dict[str, Any], kconfig: KubeflowConfig, target: str,
     """Our entrypoint, the GPU image, accelerator name and Beam steps' resources per target; a KFP
     spec is checked to hold only what the open-source backend runs. Returns the KFP platform spec
     (kubernetes executor configs), empty when there is none."""
-    from simsiam_tfx.pipeline.pipeline import UNCACHED_NODES
+    from simsiam_tfx.pipeline import runner_duties
     spec["pipelineInfo"]["description"] = _DESCRIPTION.format(target=target)
-    for name in UNCACHED_NODES:
-        spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
+    runner_duties.switch_off_cache(spec)
     for name, executor in spec["deploymentSpec"]["executors"].items():
         if target == "kfp" and not set(executor) <= set(KFP_EXECUTOR_KINDS):
             raise ConfigError(f"executor {name} is a {', '.join(executor)}: open-source KFP runs only "

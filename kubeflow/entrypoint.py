@@ -22,7 +22,7 @@ artifact and imports a class for its type title (kubeflow_v2_entrypoint_utils._p
 and `system.Artifact` is no class: every step would fail before its executor ran. So the outputs
 TFX cannot type are left out of what TFX sees; the launcher itself writes and publishes the log
 (launcher_v2.go getLogWriter, uploadOutputArtifacts), so nothing of it is lost. Beam in the step's own process (the
-default) stages nothing for workers it does not have (components/beam_dependencies.py).
+default) stages nothing for workers it does not have (pipeline/runner_duties.py).
 
 A user mistake found at run time (simsiam_tfx.config.ConfigError: GPUs requested but none seen,
 a data plan that does not match the compiled settings) ends the step with one line and exit 2.
@@ -126,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 
-    from simsiam_tfx.components import beam_dependencies
     from simsiam_tfx.config import ConfigError
-    beam_dependencies.skip_staging_for_direct_runner()
+    from simsiam_tfx.pipeline import runner_duties
+    runner_duties.stop_beam_self_packaging()
     args = patched_argv(sys.argv[1:] if argv is None else argv)
     sys.argv = [sys.argv[0], *args]
     try:

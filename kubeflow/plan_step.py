@@ -8,7 +8,7 @@ container task added by kubeflow/compile.py `finish_spec`) looks at the data as 
   --to ...`): that plan is checked (checksum, images) and used as is;
 - otherwise `input_base` is the span root: the plan the compiled data settings (`data_config`)
   make of the data now is written as a new `span-<N+1>/sources.json` when no span there holds it
-  yet, else the existing span is reused (components/sources.py, write_span).
+  yet, else the existing span is reused (pipeline/runner_duties.py, resolve_data_span).
 
 The chosen folder is this task's output parameter `input_base`, which ExampleGen takes as its own
 `input_base` (a `taskOutputParameter`). Both launchers put the resolved value of every input
@@ -47,6 +47,7 @@ def choose(input_base: str, data_config: str) -> tuple[str, dict[str, Any]]:
 
     from simsiam_tfx.components import sources
     from simsiam_tfx.config import PipelineConfig
+    from simsiam_tfx.pipeline import runner_duties
     if not input_base:
         from simsiam_tfx.config import ConfigError
         raise ConfigError("input_base is empty: give the data location (the span root, or a folder holding "
@@ -57,7 +58,7 @@ def choose(input_base: str, data_config: str) -> tuple[str, dict[str, Any]]:
         return input_base, {"pinned": True, "span": plan.span, "data_fingerprint": plan.content_fingerprint,
                             "classes": plan.num_classes}
     config = PipelineConfig.from_dict({"data": json.loads(data_config or "{}")}).validate()
-    span = sources.write_span(sources.plan(config.data, input_base), input_base)
+    span = runner_duties.resolve_data_span(config.data, input_base)
     return span.folder, {"pinned": False, "span": span.number, "new_span": span.created,
                          "data_fingerprint": span.plan.content_fingerprint, "classes": span.plan.num_classes,
                          "files": span.plan.source_files}

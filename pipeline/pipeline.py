@@ -38,9 +38,6 @@ from simsiam_tfx.features import LABEL_KEY, PREDICTION_KEY, SPLITS
 PRETRAIN_RUN_FN = "simsiam_tfx.components.simsiam_pretrain.run_fn"
 PROBE_RUN_FN = "simsiam_tfx.components.linear_probe.run_fn"
 PREPROCESSING_FN = "simsiam_tfx.components.preprocessing.preprocessing_fn"
-# Never cached on any runner: it reads the push destination, which changes outside the pipeline's
-# inputs (local_runner.py and kubeflow/compile.py switch its cache off).
-UNCACHED_NODES = (contract.PUSHED_BASELINE,)
 # TFMA needs a strictly negative change bound to allow "equal"; this stands for zero.
 _ZERO_REGRESSION = 1e-10
 
