@@ -1,6 +1,7 @@
 """Cache keys that follow the code: each component's key changes with the code it runs, only."""
 import pytest
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import code_version
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.pipeline.pipeline import PREPROCESSING_FN, PRETRAIN_RUN_FN, PROBE_RUN_FN, create_pipeline
@@ -21,9 +22,9 @@ def test_a_modules_code_is_its_source_and_what_it_imports_from_the_package():
 
 def _properties(tmp_path):
     by_id = {c.id: c for c in create_pipeline(PipelineConfig(output_dir=str(tmp_path)), str(tmp_path)).components}
-    return {"SimSiamPretrain": by_id["SimSiamPretrain"].exec_properties["code_version"],
-            "LinearProbe": by_id["LinearProbe"].exec_properties["code_version"],
-            "Transform": by_id["Transform"].exec_properties["custom_config"]}
+    return {contract.PRETRAIN: by_id[contract.PRETRAIN].exec_properties["code_version"],
+            contract.PROBE: by_id[contract.PROBE].exec_properties["code_version"],
+            contract.TRANSFORM: by_id[contract.TRANSFORM].exec_properties["custom_config"]}
 
 
 @pytest.mark.fault
@@ -37,6 +38,6 @@ def test_editing_the_probes_code_changes_the_probes_key_and_no_other(tmp_path, m
         after = _properties(tmp_path)
     finally:
         code_version.fingerprint.cache_clear()
-    assert after["LinearProbe"] != before["LinearProbe"]
-    assert after["SimSiamPretrain"] == before["SimSiamPretrain"]
-    assert after["Transform"] == before["Transform"]
+    assert after[contract.PROBE] != before[contract.PROBE]
+    assert after[contract.PRETRAIN] == before[contract.PRETRAIN]
+    assert after[contract.TRANSFORM] == before[contract.TRANSFORM]

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import preprocessing
 from simsiam_tfx.trainer import data as trainer_data
 from tests import data_factory
@@ -98,7 +99,7 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
         assert "MultiWorkerMirroredStrategy: num_replicas_in_sync=2, workers=2" in output, output[-3000:]
         assert "WORKER DONE" in output
     assert "chief=True" in outputs[0] and "chief=False" in outputs[1]
-    trainer_dir = out / "SimSiamPretrain"
+    trainer_dir = out / contract.PRETRAIN
     # The chief's export is the only SavedModel written (the Transform graph's are the test's own).
     assert [m for m in saved_models(tmp_path) if not m.startswith(graph) and "/tft/" not in m] == [
         str(trainer_dir / "model" / "7" / "Format-Serving")]

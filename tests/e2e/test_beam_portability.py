@@ -29,6 +29,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.utils import dependency_utils
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import beam_dependencies, example_gen, sources
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.features import SPLITS
@@ -120,29 +121,29 @@ def test_data_stages_run_through_the_portable_runner_as_through_the_direct_runne
 
     runs = {"direct": direct, "portable": portable}
     for record in runs.values():
-        assert set(record.executions) == {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                                          "StopOnAnomalies", "Transform"}
+        assert set(record.executions) == {contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN,
+                                          contract.EXAMPLE_VALIDATOR, contract.STOP_ON_ANOMALIES, contract.TRANSFORM}
         assert set(record.states().values()) == {"executed"}
 
     def each(read_one):
         return {name: read_one(record) for name, record in runs.items()}
 
     expected_counts = dict(zip(SPLITS, PER_SPLIT))
-    examples = each(lambda r: examples_per_split(r.output("ExampleGen", "examples")))
+    examples = each(lambda r: examples_per_split(r.output(contract.EXAMPLE_GEN, "examples")))
     assert {split: len(e) for split, e in examples["direct"].items()} == expected_counts
     assert examples["portable"] == examples["direct"]
     # ExampleGen's per-split counts come from Beam counters, read back through the runner's metrics.
     counted = each(lambda r: json.loads(
-        r.output("ExampleGen", "examples").custom_properties["example_counts"].string_value))
+        r.output(contract.EXAMPLE_GEN, "examples").custom_properties["example_counts"].string_value))
     assert counted["portable"] == counted["direct"] == expected_counts
-    assert each(lambda r: statistics_counts(r.output("StatisticsGen", "statistics"))) == {
+    assert each(lambda r: statistics_counts(r.output(contract.STATISTICS_GEN, "statistics"))) == {
         "direct": expected_counts, "portable": expected_counts}
-    schema = each(lambda r: read(os.path.join(r.output("SchemaGen", "schema").uri, "schema.pbtxt")))
+    schema = each(lambda r: read(os.path.join(r.output(contract.SCHEMA_GEN, "schema").uri, "schema.pbtxt")))
     assert schema["portable"] == schema["direct"]
-    transformed = each(lambda r: examples_per_split(r.output("Transform", "transformed_examples")))
+    transformed = each(lambda r: examples_per_split(r.output(contract.TRANSFORM, "transformed_examples")))
     assert {split: len(e) for split, e in transformed["direct"].items()} == expected_counts
     assert transformed["portable"] == transformed["direct"]
-    graph_schema = each(lambda r: read(os.path.join(r.output("Transform", "transform_graph").uri,
+    graph_schema = each(lambda r: read(os.path.join(r.output(contract.TRANSFORM, "transform_graph").uri,
                                                     "transformed_metadata", "schema.pbtxt")))
     assert graph_schema["portable"] == graph_schema["direct"]
 

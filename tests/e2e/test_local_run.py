@@ -6,6 +6,7 @@ import os
 import pytest
 import tensorflow as tf
 
+from simsiam_tfx import contract
 from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.features import SPLITS
@@ -13,8 +14,9 @@ from simsiam_tfx.pipeline.cli import main
 from simsiam_tfx.pipeline.local_runner import run_local
 from tests import data_factory
 
-ALL_COMPONENTS = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies", "Transform",
-                  "SimSiamPretrain", "LinearProbe", "PushedBaseline", "Evaluator", "ModelGate", "Pusher"}
+ALL_COMPONENTS = {contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.EXAMPLE_VALIDATOR,
+                  contract.STOP_ON_ANOMALIES, contract.TRANSFORM, contract.PRETRAIN, contract.PROBE,
+                  contract.PUSHED_BASELINE, contract.EVALUATOR, contract.MODEL_GATE, contract.PUSHER}
 
 
 def tiny_config(output_dir) -> PipelineConfig:
@@ -70,7 +72,7 @@ def test_schema_anomalies_stop_the_run_before_transform(tmp_path, capsys):
     config.data.schema = str(schema)  # shapes has 10 classes: labels 2..9 are out of the domain
     with pytest.raises(SchemaAnomalies, match=r"schema anomalies.*\n.*label: Out-of-range values"):
         run_local(config)
-    assert not glob.glob(os.path.join(config.pipeline_root, "Transform", "*", "*"))
+    assert not glob.glob(os.path.join(config.pipeline_root, contract.TRANSFORM, "*", "*"))
 
     # From the command line: a readable message and a non-zero exit, no traceback.
     code = main(["run", "--output", str(tmp_path / "out"), "--schema", str(schema), "--epochs", "1"])

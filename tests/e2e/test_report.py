@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from simsiam_tfx import contract
 from simsiam_tfx.components import preprocessing, shapes
 from simsiam_tfx.features import SPLITS
 from simsiam_tfx.pipeline.cli import main
@@ -115,7 +116,7 @@ def test_embed_and_predict_with_the_pushed_model(run, tmp_path, capsys):
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(rows) == 5 and all(r["class_name"] == shapes.CLASS_NAMES[r["class_id"]] for r in rows)
     assert "skipped 1 (1 truncated or corrupt image" in capsys.readouterr().out
-    encoder = next((output / "tfx" / "SimSiamPretrain" / "model").glob("*/Format-Serving"))
+    encoder = next((output / "tfx" / contract.PRETRAIN / "model").glob("*/Format-Serving"))
     assert main(["embed", str(folder), "--model", str(encoder), "--to", str(tmp_path / "enc.csv")]) == 0
     assert len((tmp_path / "enc.csv").read_text().splitlines()) == 1 + 5
 
@@ -182,7 +183,7 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(run):
     assert first["gate"]["blessed"] is True
 
     # The augmentation policy is Transform's: recorded beside the graph and in MLMD, named in the summary.
-    graph = RunRecord(config.metadata_path, config.pipeline_name).output("Transform", "transform_graph")
+    graph = RunRecord(config.metadata_path, config.pipeline_name).output(contract.TRANSFORM, "transform_graph")
     policy = json.loads(json.dumps({"name": "strong-colour", **augment.to_dict(preprocessing.policy_config("strong-colour"))}))
     assert data.read_policy(graph.uri) == policy == first["augment_policy"]
     assert graph.custom_properties[preprocessing.POLICY_NAME_PROPERTY].string_value == "strong-colour"
@@ -206,10 +207,11 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(run):
     # cache, the model is not blessed, nothing is pushed, and the earlier push stays in place.
     config.eval.min_accuracy, config.eval.min_gain = 1.0, 1.0
     second = run_local(config)
-    for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamPretrain", "LinearProbe"):
+    for node in (contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.TRANSFORM,
+                 contract.PRETRAIN, contract.PROBE):
         assert second["components"][node] == "cached", node
     assert second["data"]["span"] == 1  # the same data version: no new span
-    assert second["components"]["Evaluator"] == "executed"
+    assert second["components"][contract.EVALUATOR] == "executed"
     assert second["evaluator"]["baseline_version"] == int(os.path.basename(pushed))  # compared with the pushed one
     assert second["evaluator"]["blessed"] is False
     assert any("below the floor" in reason for reason in second["evaluator"]["failures"])
@@ -222,12 +224,12 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(run):
     # Third run, another augmentation policy: Transform and the Trainers re-run, the data stages do not.
     config.pretrain.augment = "cifar"
     third = run_local(config)
-    for node in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"):
+    for node in (contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.EXAMPLE_VALIDATOR):
         assert third["components"][node] == "cached", node
-    for node in ("Transform", "SimSiamPretrain", "LinearProbe"):
+    for node in (contract.TRANSFORM, contract.PRETRAIN, contract.PROBE):
         assert third["components"][node] == "executed", node
     assert third["augment_policy"]["name"] == "cifar"
-    assert len(glob.glob(os.path.join(config.pipeline_root, "Transform", "transform_graph", "*"))) == 2
+    assert len(glob.glob(os.path.join(config.pipeline_root, contract.TRANSFORM, "transform_graph", "*"))) == 2
 
 def _image_sources(page: str) -> list[str]:
     class Images(html.parser.HTMLParser):

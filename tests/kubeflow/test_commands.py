@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError, PipelineConfig
 from simsiam_tfx.kubeflow.commands import validate_cron
 from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline
@@ -100,7 +101,7 @@ def test_kfp_run_sends_the_spec_and_only_the_changed_parameters(files, kfp_serve
     assert json.loads(_sent(requests, "POST", "/apis/v2beta1/experiments")["body"])["display_name"] == "simsiam-tfx"
     run = json.loads(_sent(requests, "POST", "/apis/v2beta1/runs")["body"])
     assert run["display_name"] == "r1" and run["experiment_id"] == "exp-1"
-    assert set(run["pipeline_spec"]["root"]["dag"]["tasks"]) >= {"SimSiamPretrain", "Evaluator", "Pusher"}
+    assert set(run["pipeline_spec"]["root"]["dag"]["tasks"]) >= {contract.PRETRAIN, contract.EVALUATOR, contract.PUSHER}
     params = run["runtime_config"]["parameters"]
     assert params["input_base"] == "gs://data/x"
     trainer = json.loads(params["trainer_config"])
@@ -155,7 +156,7 @@ def test_kfp_schedule_creates_a_recurring_run_with_a_6_field_cron(files, kfp_ser
     recurring = json.loads(_sent(requests, "POST", "/apis/v2beta1/recurringruns")["body"])
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * MON-FRI"
     assert recurring["experiment_id"] == "exp-1" and int(recurring["max_concurrency"]) == 1
-    assert "SimSiamPretrain" in recurring["pipeline_spec"]["root"]["dag"]["tasks"]
+    assert contract.PRETRAIN in recurring["pipeline_spec"]["root"]["dag"]["tasks"]
     assert recurring["runtime_config"]["pipeline_root"] == f"{ROOT}/tfx"
     assert recurring["no_catchup"] is True  # after a pause: no backfill of every missed slot
 

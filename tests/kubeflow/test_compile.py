@@ -8,6 +8,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError, PipelineConfig
 from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline, load_spec
 from simsiam_tfx.pipeline import cli
@@ -18,14 +19,18 @@ ROOT = "gs://bucket/simsiam"
 ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
 TRAINERS = ("SimSiamPretrain_executor", "LinearProbe_executor")
 EXPECTED_UPSTREAM = {
-    "PlanData": set(), "ExampleGen": {"PlanData"}, "StatisticsGen": {"ExampleGen"}, "SchemaGen": {"StatisticsGen"},
-    "ExampleValidator": {"StatisticsGen", "SchemaGen"}, "StopOnAnomalies": {"ExampleValidator"},
-    "Transform": {"ExampleGen", "SchemaGen", "StopOnAnomalies"},
-    "SimSiamPretrain": {"ExampleGen", "Transform", "SchemaGen"},
-    "LinearProbe": {"ExampleGen", "Transform", "SchemaGen", "SimSiamPretrain"},
-    "PushedBaseline": {"LinearProbe"},
-    "Evaluator": {"ExampleGen", "LinearProbe", "PushedBaseline"},
-    "ModelGate": {"LinearProbe", "Evaluator", "PushedBaseline"}, "Pusher": {"LinearProbe", "ModelGate"},
+    contract.PLAN_DATA: set(), contract.EXAMPLE_GEN: {contract.PLAN_DATA},
+    contract.STATISTICS_GEN: {contract.EXAMPLE_GEN},
+    contract.SCHEMA_GEN: {contract.STATISTICS_GEN},
+    contract.EXAMPLE_VALIDATOR: {contract.STATISTICS_GEN, contract.SCHEMA_GEN},
+    contract.STOP_ON_ANOMALIES: {contract.EXAMPLE_VALIDATOR},
+    contract.TRANSFORM: {contract.EXAMPLE_GEN, contract.SCHEMA_GEN, contract.STOP_ON_ANOMALIES},
+    contract.PRETRAIN: {contract.EXAMPLE_GEN, contract.TRANSFORM, contract.SCHEMA_GEN},
+    contract.PROBE: {contract.EXAMPLE_GEN, contract.TRANSFORM, contract.SCHEMA_GEN, contract.PRETRAIN},
+    contract.PUSHED_BASELINE: {contract.PROBE},
+    contract.EVALUATOR: {contract.EXAMPLE_GEN, contract.PROBE, contract.PUSHED_BASELINE},
+    contract.MODEL_GATE: {contract.PROBE, contract.EVALUATOR, contract.PUSHED_BASELINE},
+    contract.PUSHER: {contract.PROBE, contract.MODEL_GATE},
 }
 
 
@@ -53,11 +58,14 @@ def test_yaml_is_a_kfp_pipeline_spec_with_every_component_and_dependency(compile
     assert set(tasks) == set(EXPECTED_UPSTREAM)
     for name, upstream in EXPECTED_UPSTREAM.items():
         assert set(tasks[name].dependent_tasks) == upstream, name
-    assert tasks["Evaluator"].inputs.artifacts["baseline_model"].task_output_artifact.producer_task == "PushedBaseline"
-    assert not tasks["PushedBaseline"].caching_options.enable_cache  # reads the push destination
-    assert tasks["Evaluator"].caching_options.enable_cache
-    assert tasks["SimSiamPretrain"].inputs.artifacts["data_examples"].task_output_artifact.producer_task == "ExampleGen"
-    assert tasks["LinearProbe"].inputs.artifacts["base_model"].task_output_artifact.producer_task == "SimSiamPretrain"
+
+    def producer(task, key):
+        return tasks[task].inputs.artifacts[key].task_output_artifact.producer_task
+    assert producer(contract.EVALUATOR, "baseline_model") == contract.PUSHED_BASELINE
+    assert not tasks[contract.PUSHED_BASELINE].caching_options.enable_cache  # reads the push destination
+    assert tasks[contract.EVALUATOR].caching_options.enable_cache
+    assert producer(contract.PRETRAIN, "data_examples") == contract.EXAMPLE_GEN
+    assert producer(contract.PROBE, "base_model") == contract.PRETRAIN
 
 
 @pytest.mark.parametrize("fmt", ["spec", "job"])
@@ -165,19 +173,21 @@ def test_data_location_epochs_and_floor_are_runtime_parameters(compiled):
     tasks = spec["root"]["dag"]["tasks"]
     uses = {(task, name): p["componentInputParameter"] for task, t in tasks.items()
             for name, p in t.get("inputs", {}).get("parameters", {}).items() if "componentInputParameter" in p}
-    assert uses == {("PlanData", "input_base"): "input_base", ("PlanData", "data_config"): "data_config",
-                    ("SimSiamPretrain", "custom_config"): "trainer_config",
-                    ("LinearProbe", "custom_config"): "trainer_config",
-                    ("Evaluator", "eval_config"): "eval_config"}
+    assert uses == {(contract.PLAN_DATA, "input_base"): "input_base",
+                    (contract.PLAN_DATA, "data_config"): "data_config",
+                    (contract.PRETRAIN, "custom_config"): "trainer_config",
+                    (contract.PROBE, "custom_config"): "trainer_config",
+                    (contract.EVALUATOR, "eval_config"): "eval_config"}
     # The data version is decided by PlanData, first and never cached; ExampleGen reads its output.
-    assert tasks["ExampleGen"]["inputs"]["parameters"]["input_base"] == {
-        "taskOutputParameter": {"producerTask": "PlanData", "outputParameterKey": "input_base"}}
-    assert "PlanData" in tasks["ExampleGen"]["dependentTasks"]
-    assert tasks["PlanData"]["cachingOptions"] == {"enableCache": False}
-    assert spec["components"]["PlanData"]["outputDefinitions"]["parameters"]["input_base"]["parameterType"] == "STRING"
+    assert tasks[contract.EXAMPLE_GEN]["inputs"]["parameters"]["input_base"] == {
+        "taskOutputParameter": {"producerTask": contract.PLAN_DATA, "outputParameterKey": "input_base"}}
+    assert contract.PLAN_DATA in tasks[contract.EXAMPLE_GEN]["dependentTasks"]
+    assert tasks[contract.PLAN_DATA]["cachingOptions"] == {"enableCache": False}
+    plan_outputs = spec["components"][contract.PLAN_DATA]["outputDefinitions"]["parameters"]
+    assert plan_outputs["input_base"]["parameterType"] == "STRING"
     assert json.loads(params["data_config"]["defaultValue"])["image_size"] == PipelineConfig().data.image_size
     # Pushed models go under the pipeline root, not to a local folder.
-    push = json.loads(tasks["Pusher"]["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"])
+    push = json.loads(tasks[contract.PUSHER]["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"])
     assert push["filesystem"]["base_directory"] == f"{ROOT}/serving_model"
 
 

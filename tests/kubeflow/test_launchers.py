@@ -55,8 +55,8 @@ IMAGE = "example.com/simsiam@sha256:" + "0" * 64
 IMAGE_SIZE = 16
 CLASSES = 3
 FIRST_IMAGES, NEW_IMAGES = 90, 45
-UPSTREAM_OF_TRAINERS = ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "StopOnAnomalies",
-                        "Transform", "SimSiamPretrain", "LinearProbe")
+UPSTREAM_OF_TRAINERS = (contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.EXAMPLE_VALIDATOR,
+                        contract.STOP_ON_ANOMALIES, contract.TRANSFORM, contract.PRETRAIN, contract.PROBE)
 TFX_ENTRYPOINT = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 
 
@@ -112,25 +112,25 @@ def impossible_eval_config(spec: dict) -> str:
 
 
 def blessed(run) -> bool:
-    uri = run.artifact("Evaluator", "blessing")["uri"]
+    uri = run.artifact(contract.EVALUATOR, "blessing")["uri"]
     return os.path.exists(os.path.join(uri, "BLESSED"))
 
 
 def evaluation(run) -> dict:
-    return evaluation_result(run.artifact("Evaluator", "evaluation")["uri"])
+    return evaluation_result(run.artifact(contract.EVALUATOR, "evaluation")["uri"])
 
 
 def pushed(run) -> bool:
-    return int(run.artifact("Pusher", "pushed_model")["metadata"].get("pushed", 0)) == 1
+    return int(run.artifact(contract.PUSHER, "pushed_model")["metadata"].get("pushed", 0)) == 1
 
 
 def example_counts(run) -> dict[str, int]:
     """Examples per split, as ExampleGen recorded them in MLMD (its ExecutorOutput's metadata)."""
-    return json.loads(run.artifact("ExampleGen", "examples")["metadata"]["example_counts"])
+    return json.loads(run.artifact(contract.EXAMPLE_GEN, "examples")["metadata"]["example_counts"])
 
 
 def pretrained_on(run) -> int:
-    with open(os.path.join(run.artifact("SimSiamPretrain", "model_run")["uri"], "pretrain_metrics.json")) as f:
+    with open(os.path.join(run.artifact(contract.PRETRAIN, "model_run")["uri"], "pretrain_metrics.json")) as f:
         return json.load(f)["num_examples"]
 
 
@@ -138,7 +138,7 @@ def example_gen_wrote_every_split(run, target: str):
     """ExampleGen's container wrote every split, with all the examples it counted, under the URI the
     launcher chose, described them in its ExecutorOutput and echoed the artifact's name there."""
     import tensorflow as tf
-    examples, counts = run.artifact("ExampleGen", "examples"), example_counts(run)
+    examples, counts = run.artifact(contract.EXAMPLE_GEN, "examples"), example_counts(run)
     assert sorted(os.listdir(examples["uri"])) == sorted([f"Split-{s}" for s in SPLITS] + ["skipped_files.jsonl"])
     for split in SPLITS:
         files = glob.glob(os.path.join(examples["uri"], f"Split-{split}", "*.gz"))
@@ -148,7 +148,7 @@ def example_gen_wrote_every_split(run, target: str):
     assert json.loads(metadata["split_names"]) == list(SPLITS)
     assert metadata["file_format"] == "tfrecords_gzip" and metadata["payload_format"] == "FORMAT_TF_EXAMPLE"
     assert metadata["skipped_count"] == 0
-    [written] = run.executor_outputs["ExampleGen"]["artifacts"]["examples"]["artifacts"]
+    [written] = run.executor_outputs[contract.EXAMPLE_GEN]["artifacts"]["examples"]["artifacts"]
     assert written["uri"] == examples["uri"]
     assert written["name"] == ("examples" if target == "kfp" else _VERTEX_PREFIX + "pending")
 
@@ -163,15 +163,15 @@ def timed(runner, parameters, label, times):
 def first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root):
     import tensorflow as tf
     assert set(first.states.values()) == {"executed"}
-    assert first.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-1")
+    assert first.parameters[contract.PLAN_DATA]["input_base"] == os.path.join(span_root, "span-1")
     assert blessed(first) and pushed(first)
     assert evaluation(first)["baseline_accuracy"] is None  # nothing pushed before: floor only
-    examples = first.artifact("ExampleGen", "examples")["metadata"]
+    examples = first.artifact(contract.EXAMPLE_GEN, "examples")["metadata"]
     assert int(examples["data_span"]) == 1 and json.loads(examples["class_names"]) == [f"class{i}" for i in range(CLASSES)]
     assert pretrained_on(first) == example_counts(first)["pretrain"] > 0
     [version] = pushed_versions(serving_dir)
     with open(os.path.join(version.path, PUSH_RECORD)) as f:
-        assert json.load(f)["model_uri"] == first.artifact("LinearProbe", "model")["uri"]
+        assert json.load(f)["model_uri"] == first.artifact(contract.PROBE, "model")["uri"]
     # The served model names the data's classes (recorded by ExampleGen, read by the Trainers).
     model = tf.saved_model.load(version.path)
     image = tf.io.encode_png(np.full((20, 20, 3), 200, np.uint8))
@@ -182,17 +182,17 @@ def first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_roo
     assert record["version"] == version.version and record["data"]["span"] == 1
     assert record["data"]["example_counts"] == example_counts(first)
     assert record["data"]["class_names"] == [f"class{i}" for i in range(CLASSES)]
-    policy = first.artifact("SimSiamPretrain", "model")["metadata"]
+    policy = first.artifact(contract.PRETRAIN, "model")["metadata"]
     assert policy["retraining_policy"] == "from_scratch" and record["retraining"]["policy"] == "from_scratch"
     return version
 
 
 def second_run_is_cached_and_pushes_nothing(second, serving_dir, span_root, version):
-    assert second.states["PlanData"] == "executed"  # never cached: it looks at the data every run
-    assert second.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-1")
+    assert second.states[contract.PLAN_DATA] == "executed"  # never cached: it looks at the data every run
+    assert second.parameters[contract.PLAN_DATA]["input_base"] == os.path.join(span_root, "span-1")
     for task in UPSTREAM_OF_TRAINERS:
         assert second.states[task] == "cached", task
-    assert second.states["PushedBaseline"] == "executed"  # reads the push destination every run
+    assert second.states[contract.PUSHED_BASELINE] == "executed"  # reads the push destination every run
     assert blessed(second) and not pushed(second)  # the same model: not a new version
     assert evaluation(second)["baseline_accuracy"] == pytest.approx(evaluation(second)["accuracy"])
     assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
@@ -218,34 +218,35 @@ def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_pa
     example_gen_wrote_every_split(first, "kfp")
     # The stock install's extras, handled: inputs arrived untyped and were given their types; the
     # driver's executor-logs output was kept from TFX and the launcher published the log.
-    assert "restored the declared types" in first.logs["StatisticsGen"]
-    assert "not passed to TFX: executor-logs (system.Artifact)" in first.logs["ExampleGen"]
-    logs = first.artifact("Transform", EXECUTOR_LOGS)
+    assert "restored the declared types" in first.logs[contract.STATISTICS_GEN]
+    assert "not passed to TFX: executor-logs (system.Artifact)" in first.logs[contract.EXAMPLE_GEN]
+    logs = first.artifact(contract.TRANSFORM, EXECUTOR_LOGS)
     assert logs["uri"].startswith(os.path.join(bucket, "simsiam", "tfx", "simsiam-tfx"))
     with open(logs["uri"]) as f:
         assert "outputs kept by the launcher" in f.read()
     # Metadata came back through MLMD's conversion: numbers as doubles, the launcher's own keys added.
-    examples = first.artifact("ExampleGen", "examples")["metadata"]
+    examples = first.artifact(contract.EXAMPLE_GEN, "examples")["metadata"]
     assert examples["display_name"] == "examples" and isinstance(examples["data_span"], float)
     # What the launcher would copy onto each pod before its command: every input, whole.
-    assert first.copy_in_bytes["PlanData"] == 0
-    assert first.copy_in_bytes["Transform"] > first.copy_in_bytes["ExampleValidator"] > 0
+    assert first.copy_in_bytes[contract.PLAN_DATA] == 0
+    assert first.copy_in_bytes[contract.TRANSFORM] > first.copy_in_bytes[contract.EXAMPLE_VALIDATOR] > 0
 
     second = timed(kfp, schedule, "run 2 (no new image)", times)
     second_run_is_cached_and_pushes_nothing(second, serving_dir, span_root, version)
 
     data_factory.write_image_folder(images, NEW_IMAGES, classes=CLASSES, size=20, start=FIRST_IMAGES)
     third = timed(kfp, {contract.EVAL_CONFIG_PARAM: impossible_eval_config(spec)}, "run 3 (images added)", times)
-    assert third.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-2")
+    assert third.parameters[contract.PLAN_DATA]["input_base"] == os.path.join(span_root, "span-2")
     for task in UPSTREAM_OF_TRAINERS:
         assert third.states[task] == "executed", task
-    assert int(third.artifact("ExampleGen", "examples")["metadata"]["data_span"]) == 2
+    assert int(third.artifact(contract.EXAMPLE_GEN, "examples")["metadata"]["data_span"]) == 2
     assert sum(example_counts(third)[s] for s in ("pretrain", "eval")) == FIRST_IMAGES + NEW_IMAGES
     assert pretrained_on(third) == example_counts(third)["pretrain"] > pretrained_on(first)
     # The Evaluator compared the new model with run 1's, the one being served.
-    assert int(third.artifact("PushedBaseline", "baseline_model")["metadata"]["pushed_version"]) == version.version
+    baseline = third.artifact(contract.PUSHED_BASELINE, "baseline_model")
+    assert int(baseline["metadata"]["pushed_version"]) == version.version
     assert evaluation(third)["baseline_accuracy"] is not None
-    policy = third.artifact("SimSiamPretrain", "model")["metadata"]
+    policy = third.artifact(contract.PRETRAIN, "model")["metadata"]
     assert policy["retraining_policy"] == "warm_start", policy  # from the encoder of run 1's model
     assert int(policy["warm_start_from_version"]) == version.version
     # A gate no model can pass: worse (here: not 2.0 better) is not pushed.
@@ -260,7 +261,7 @@ def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_pa
         f.truncate(200)
     with pytest.raises(TaskFailed) as failed:
         kfp.run(schedule)
-    assert failed.value.task == "PlanData" and failed.value.returncode == 2
+    assert failed.value.task == contract.PLAN_DATA and failed.value.returncode == 2
     [line] = [x for x in failed.value.output.strip().splitlines() if x.startswith("simsiam-tfx: error:")]
     assert f"data manifest {manifest} is corrupt or half-written" in line
     assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
@@ -280,21 +281,22 @@ def test_vertex_typed_inputs_driver_hook_and_cache(tmp_path):
     version = first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root)
     assert "ExampleGen (driver)" in first.logs  # the preCacheCheck hook ran before the cache lookup
     # TFX's driver recorded the span and the input fingerprint for the executor (and the cache key).
-    driver = first.hook_parameters["ExampleGen"]
+    driver = first.hook_parameters[contract.EXAMPLE_GEN]
     assert driver["span"] == 0 and all(f"split:{split}" in driver["input_fingerprint"] for split in SPLITS)
     example_gen_wrote_every_split(first, "vertex")
     assert not any("restored the declared types" in log for log in first.logs.values())  # typed by Vertex
-    assert EXECUTOR_LOGS not in first.outputs["ExampleGen"]
+    assert EXECUTOR_LOGS not in first.outputs[contract.EXAMPLE_GEN]
     # Run 2, cut to what only Vertex shows: ExampleGen's driver runs again before the lookup and
     # its fingerprint (the same data) keys a cache hit, as do the steps up to the Trainers. The
     # steps after them (no new version pushed) behave alike on both launchers: the KFP test's run 2.
-    second = launcher(tmp_path, "vertex", only_tasks(spec, ("PlanData", *UPSTREAM_OF_TRAINERS)), run_root).run({})
-    assert second.states["PlanData"] == "executed"
-    assert second.parameters["PlanData"]["input_base"] == os.path.join(span_root, "span-1")
+    second = launcher(tmp_path, "vertex", only_tasks(spec, (contract.PLAN_DATA, *UPSTREAM_OF_TRAINERS)),
+                      run_root).run({})
+    assert second.states[contract.PLAN_DATA] == "executed"
+    assert second.parameters[contract.PLAN_DATA]["input_base"] == os.path.join(span_root, "span-1")
     assert "ExampleGen (driver)" in second.logs
     for task in UPSTREAM_OF_TRAINERS:
         assert second.states[task] == "cached", task
-    assert second.artifact("LinearProbe", "model") == first.artifact("LinearProbe", "model")
+    assert second.artifact(contract.PROBE, "model") == first.artifact(contract.PROBE, "model")
     assert [v.version for v in pushed_versions(serving_dir)] == [version.version]
 
 
@@ -302,7 +304,7 @@ def test_vertex_typed_inputs_driver_hook_and_cache(tmp_path):
 def first_steps(tmp_path) -> tuple[dict, str]:
     """PlanData and ExampleGen of the compiled KFP spec."""
     spec, run_root = compiled(tmp_path, "kfp")
-    return only_tasks(spec, ("PlanData", "ExampleGen")), run_root
+    return only_tasks(spec, (contract.PLAN_DATA, contract.EXAMPLE_GEN)), run_root
 
 
 def tfx_entrypoint(tmp_path, task: str, upstream, **kwargs) -> None:
@@ -322,9 +324,10 @@ def tfx_entrypoint(tmp_path, task: str, upstream, **kwargs) -> None:
 def test_tfx_entrypoint_alone_fails_on_the_executor_logs_output_of_a_stock_kfp(tmp_path):
     """Confirms the issue: with publishing logs on (the default), TFX 1.21's own entrypoint stops
     at the first TFX step (ExampleGen), importing a class for the type `system.Artifact`."""
-    upstream = RunResult({}, {}, {}, parameters={"PlanData": {contract.INPUT_BASE_PARAM: str(tmp_path / "data")}})
+    upstream = RunResult({}, {}, {},
+                         parameters={contract.PLAN_DATA: {contract.INPUT_BASE_PARAM: str(tmp_path / "data")}})
     with pytest.raises(ImportError, match="Could not import system.Artifact") as failed:
-        tfx_entrypoint(tmp_path, "ExampleGen", upstream)
+        tfx_entrypoint(tmp_path, contract.EXAMPLE_GEN, upstream)
     assert "No module named 'system'" in str(failed.value.__cause__)
 
 
@@ -334,9 +337,9 @@ def test_tfx_entrypoint_alone_fails_on_the_untyped_inputs_of_open_source_kfp(tmp
     examples = {"id": 7, "uri": str(tmp_path / "examples"),
                 "metadata": {"display_name": "examples", "span": 1.0,
                              "store_session_info": '{"Provider": "gs", "Params": {}}'}}
-    upstream = RunResult({}, {"ExampleGen": {"examples": examples}}, {})
+    upstream = RunResult({}, {contract.EXAMPLE_GEN: {"examples": examples}}, {})
     with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'get'"):
-        tfx_entrypoint(tmp_path, "StatisticsGen", upstream, publish_logs=False)
+        tfx_entrypoint(tmp_path, contract.STATISTICS_GEN, upstream, publish_logs=False)
 
 
 @pytest.mark.slow
@@ -352,13 +355,13 @@ def test_a_run_created_without_a_pipeline_root_writes_to_minio_and_fails(tmp_pat
     assert stock.remote_root == KFP_DEFAULT_ROOT
     with pytest.raises(TaskFailed) as failed:
         stock.run({contract.INPUT_BASE_PARAM: plan})
-    assert failed.value.task == "ExampleGen"
+    assert failed.value.task == contract.EXAMPLE_GEN
     assert "Unable to get filesystem from specified path" in failed.value.output
     assert "Path specified: minio://mlpipeline/v2/artifacts/simsiam-tfx/" in failed.value.output
     configured = launcher(tmp_path, "kfp", spec, None, configmap_root=f"{ROOT}/tfx")
     result = configured.run({contract.INPUT_BASE_PARAM: plan})
-    assert result.states["ExampleGen"] == "executed"
-    assert result.artifact("ExampleGen", "examples")["uri"].startswith(str(tmp_path / "bucket"))
+    assert result.states[contract.EXAMPLE_GEN] == "executed"
+    assert result.artifact(contract.EXAMPLE_GEN, "examples")["uri"].startswith(str(tmp_path / "bucket"))
 
 
 def fake_spec(metadata: dict, received: str = "") -> dict:

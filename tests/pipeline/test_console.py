@@ -9,6 +9,8 @@ import subprocess
 import sys
 import termios
 
+from simsiam_tfx import contract
+
 # Writes what TensorFlow, absl, TFX, warnings and a pip subprocess write, then ours.
 NOISY_PROGRAM = r"""
 import os, subprocess, sys, time, warnings
@@ -88,7 +90,7 @@ def test_a_failed_run_says_which_component_failed_in_one_line(tmp_path, capfd):
 
     from simsiam_tfx.pipeline import cli, console
     with console.quiet(str(tmp_path / "run.log")) as log:
-        absl_logging.info("Component %s is running.", "Transform")
+        absl_logging.info("Component %s is running.", contract.TRANSFORM)
         try:
             raise RuntimeError("boom\nsecond line")
         except RuntimeError as e:
