@@ -12,26 +12,16 @@ from simsiam_tfx import contract
 from simsiam_tfx.config import ConfigError, PipelineConfig
 from simsiam_tfx.kubeflow.compile import KubeflowConfig, compile_pipeline, load_spec
 from simsiam_tfx.pipeline import cli
+from tests.pipeline.test_pipeline import EXPECTED_UPSTREAM as LOCAL_UPSTREAM
 
 IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx@sha256:" + "1" * 64
 GPU_IMAGE = "europe-docker.pkg.dev/proj/repo/simsiam-tfx-gpu@sha256:" + "2" * 64
 ROOT = "gs://bucket/simsiam"
 ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
 TRAINERS = ("SimSiamPretrain_executor", "LinearProbe_executor")
-EXPECTED_UPSTREAM = {
-    contract.PLAN_DATA: set(), contract.EXAMPLE_GEN: {contract.PLAN_DATA},
-    contract.STATISTICS_GEN: {contract.EXAMPLE_GEN},
-    contract.SCHEMA_GEN: {contract.STATISTICS_GEN},
-    contract.EXAMPLE_VALIDATOR: {contract.STATISTICS_GEN, contract.SCHEMA_GEN},
-    contract.STOP_ON_ANOMALIES: {contract.EXAMPLE_VALIDATOR},
-    contract.TRANSFORM: {contract.EXAMPLE_GEN, contract.SCHEMA_GEN, contract.STOP_ON_ANOMALIES},
-    contract.PRETRAIN: {contract.EXAMPLE_GEN, contract.TRANSFORM, contract.SCHEMA_GEN},
-    contract.PROBE: {contract.EXAMPLE_GEN, contract.TRANSFORM, contract.SCHEMA_GEN, contract.PRETRAIN},
-    contract.PUSHED_BASELINE: {contract.PROBE},
-    contract.EVALUATOR: {contract.EXAMPLE_GEN, contract.PROBE, contract.PUSHED_BASELINE},
-    contract.MODEL_GATE: {contract.PROBE, contract.EVALUATOR, contract.PUSHED_BASELINE},
-    contract.PUSHER: {contract.PROBE, contract.MODEL_GATE},
-}
+# The local pipeline's graph, with the PlanData step the compiled one starts with.
+EXPECTED_UPSTREAM = {contract.PLAN_DATA: set(), **LOCAL_UPSTREAM,
+                     contract.EXAMPLE_GEN: {contract.PLAN_DATA}}
 
 
 @pytest.fixture(scope="module")
