@@ -32,7 +32,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import path_utils
 
-from simsiam_tfx import contract
+from simsiam_tfx import contract, files
 from simsiam_tfx.components import model_record
 from simsiam_tfx.config import EvalConfig
 
@@ -119,8 +119,8 @@ class ModelGateExecutor(base_executor.BaseExecutor):
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         gfile = _gfile()
         gfile.makedirs(blessing.uri)
-        with gfile.GFile(os.path.join(blessing.uri, GATE_FILE), "w") as f:
-            json.dump({"blessed": blessed, "checks": [dataclasses.asdict(c) for c in result]}, f, indent=1)
+        files.write_json(os.path.join(blessing.uri, GATE_FILE),
+                         {"blessed": blessed, "checks": [dataclasses.asdict(c) for c in result]}, indent=1)
         with gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
             f.write("")  # GFile creates the file on the first write
         blessing.set_int_custom_property(contract.BLESSED, int(blessed))

@@ -10,7 +10,6 @@ fingerprint, source artifact, time).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from simsiam_tfx import contract, features
 from simsiam_tfx.components.model_files import copy_tree, model_fingerprint
 from simsiam_tfx.components.model_record import PUSH_RECORD, newest_pushed, push_directory
-from simsiam_tfx.files import is_remote
+from simsiam_tfx.files import is_remote, write_json
 
 _STAGING_PREFIX = ".staging-"
 
@@ -63,7 +62,6 @@ def answers_one_request(model_dir: str) -> None:
     """Loads the SavedModel and sends one image through each serving signature; raises
     PushRefused with the reason when it cannot (what a model server would meet first)."""
     import numpy as np
-    import tensorflow as tf
     try:
         model = tf.saved_model.load(model_dir)
         image = tf.io.encode_png(np.full((8, 8, 3), 128, np.uint8))
@@ -91,8 +89,7 @@ def publish(model_path: str, base: str, version: int, record: dict[str, Any], ve
     if gfile.exists(staging):
         gfile.rmtree(staging)
     gfile.makedirs(staging)
-    with gfile.GFile(os.path.join(staging, PUSH_RECORD), "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
+    write_json(os.path.join(staging, PUSH_RECORD), record, indent=1, sort_keys=True)
     copy_tree(model_path, staging)
     try:
         (verify or answers_one_request)(staging)

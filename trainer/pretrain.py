@@ -277,7 +277,7 @@ def cpu_features() -> set[str]:
 
 # On CPUs, oneDNN's fast bf16 kernels (AMX tiles, AVX512-BF16) work on channels in blocks of 16:
 # a narrower first stage falls to slower paths, and bf16 is then slower than fp32 (the measured
-# step: docs/benchmarks.md, "Precision").
+# step: docs/benchmarks.md, "Width 8 did not hold").
 BF16_CPU_MIN_WIDTH = 16
 
 
