@@ -27,7 +27,7 @@ DIGITS_SPLIT = (997, 400, 400)  # of scikit-learn's 1,797 digits, in a fixed see
 @dataclasses.dataclass(frozen=True)
 class EmbeddedData:
     input_base: str  # folder with one sub-folder per split
-    num_classes: int
+    class_names: list[str]  # label order
     counts: dict  # split -> number of examples
 
 
@@ -35,11 +35,6 @@ def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _shapes(image_size: int, per_split, seed: int):
-    images, labels = shapes.generate(sum(per_split), image_size, seed)
-    return images, labels, len(shapes.CLASS_NAMES)
 
 
 def _digits(seed: int):
@@ -51,25 +46,50 @@ def _digits(seed: int):
     return images, digits.target[order].astype(np.int64), 10
 
 
+class _Shapes:
+    class_names = tuple(shapes.CLASS_NAMES)
+
+    @staticmethod
+    def identity(image_size: int, shapes_per_split, seed: int) -> tuple[tuple[int, ...], dict]:
+        """(examples per split, what names the copy: a change makes a new one)."""
+        per_split = tuple(shapes_per_split)
+        return per_split, {"dataset": "shapes", "version": shapes.VERSION, "size": image_size, "split": per_split,
+                           "seed": seed}
+
+    @staticmethod
+    def images(image_size: int, per_split, seed: int):
+        return shapes.generate(sum(per_split), image_size, seed)
+
+
+class _Digits:
+    class_names = tuple(str(i) for i in range(10))
+
+    @staticmethod
+    def identity(image_size: int, shapes_per_split, seed: int) -> tuple[tuple[int, ...], dict]:
+        return DIGITS_SPLIT, {"dataset": "digits", "version": 1, "split": DIGITS_SPLIT, "seed": seed}
+
+    @staticmethod
+    def images(image_size: int, per_split, seed: int):
+        return _digits(seed)[:2]
+
+
+# Each of registries.EMBEDDED_DATASETS, made (tests/simsiam_tfx/test_registries.py ties the two).
+MAKERS = {"shapes": _Shapes, "digits": _Digits}
+
+
 def materialize(dataset: str, root: str, image_size: int, shapes_per_split, seed: int) -> EmbeddedData:
-    if dataset == "shapes":
-        per_split, version = tuple(shapes_per_split), shapes.VERSION
-        key = {"dataset": dataset, "version": version, "size": image_size, "split": per_split, "seed": seed}
-    elif dataset == "digits":
-        per_split = DIGITS_SPLIT
-        key = {"dataset": dataset, "version": 1, "split": per_split, "seed": seed}
-    else:
-        raise ValueError(f"{dataset!r} is not an embedded dataset")
+    maker = MAKERS[dataset]
+    per_split, key = maker.identity(image_size, shapes_per_split, seed)
     fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     base = os.path.join(root, f"{dataset}-{fingerprint}")
     manifest_path = os.path.join(base, "manifest.json")
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
             manifest = json.load(f)
-        return EmbeddedData(base, manifest["num_classes"], manifest["counts"])
+        return EmbeddedData(base, list(maker.class_names), manifest["counts"])
 
     import tensorflow as tf  # heavy: only when something must be written
-    images, labels, num_classes = _shapes(image_size, per_split, seed) if dataset == "shapes" else _digits(seed)
+    images, labels = maker.images(image_size, per_split, seed)
     tmp = base + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     counts, start = {}, 0
@@ -81,7 +101,7 @@ def materialize(dataset: str, root: str, image_size: int, shapes_per_split, seed
                 writer.write(to_example(_png(image), int(label)))
         counts[split], start = n, start + n
     with open(os.path.join(tmp, "manifest.json"), "w") as f:
-        json.dump({"key": key, "num_classes": num_classes, "counts": counts}, f, indent=2)
+        json.dump({"key": key, "num_classes": len(maker.class_names), "counts": counts}, f, indent=2)
     shutil.rmtree(base, ignore_errors=True)
     os.replace(tmp, base)  # atomic: a crash never leaves a half-written copy that looks complete
-    return EmbeddedData(base, num_classes, counts)
+    return EmbeddedData(base, list(maker.class_names), counts)

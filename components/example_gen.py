@@ -22,7 +22,7 @@ import collections
 import hashlib
 import json
 import os
-from typing import Any, Iterator
+from typing import Any
 
 import apache_beam as beam
 from tfx import types
@@ -40,8 +40,6 @@ from simsiam_tfx.features import SPLITS, UNLABELLED, to_example
 
 SKIPPED_REPORT = "skipped_files.jsonl"
 _REPORT_PROPERTY = "_skipped_report_path"
-SKIPPED = "skipped"
-_RECORD_FRAMING = 16  # a TFRecord's length (8 bytes) and two CRCs (4 each) around its data
 _COUNTERS = "simsiam_tfx.example_gen"
 
 
@@ -57,138 +55,24 @@ class _Count(beam.DoFn):
         yield element
 
 
-def _skip(read: sources.Read, item: str, reason: str) -> beam.pvalue.TaggedOutput:
-    return beam.pvalue.TaggedOutput(SKIPPED, json.dumps(
-        {"source": sources.printable(read.describe()), "item": sources.printable(item), "reason": reason},
-        ensure_ascii=False))
-
-
-def _checked(read: sources.Read, item: str, data: bytes, label: int):
-    """-> (hash fraction, image bytes, label) or a skipped record."""
+def _checked(record, read: sources.Read):
+    """(item, image bytes, label) of a source -> (hash fraction, image bytes, label), or a skip
+    where the bytes are not a usable image."""
+    item, data, label = record
     image, reason = image_check.check(data)
     if image is None:
-        return _skip(read, item, reason)
+        return sources.skip(read, item, reason)
     # Split membership from the original bytes: fixed, order-free, and duplicates stay together.
     fraction = int.from_bytes(hashlib.sha256(data).digest()[:8], "big") / 2.0**64
     return fraction, image, label
 
 
-class _CheckFile(beam.DoFn):
-    """Image-folder files -> checked images; the label is the class sub-folder (if any)."""
-
-    def __init__(self, read: sources.Read):
-        self.read = read
-        self.class_ids = {name: i for i, name in enumerate(read.classes)}
-
-    def process(self, readable: Any) -> Iterator:
-        path = readable.metadata.path
-        if not sources.is_utf8(path):  # TFX, TFDV and the reports all take names as UTF-8 text
-            yield _skip(self.read, path, "file name is not valid UTF-8")
-            return
-        label = UNLABELLED
-        if self.class_ids:
-            relative = os.path.relpath(path, self.read.location)
-            folder = relative.split(os.sep, 1)[0] if os.sep in relative else None
-            if folder not in self.class_ids:
-                yield _skip(self.read, path, "not inside a class sub-folder")
-                return
-            label = self.class_ids[folder]
-        try:
-            data = readable.read()
-        except OSError as e:
-            yield _skip(self.read, path, f"unreadable ({e.strerror or e})")
-            return
-        yield _checked(self.read, path, data, label)
-
-
-class _CheckRecord(beam.DoFn):
-    """(file, serialized tf.train.Example) -> checked image, by the configured feature keys."""
-
-    def __init__(self, read: sources.Read):
-        self.read = read
-
-    def process(self, element) -> Iterator:
-        import tensorflow as tf
-        filename, record = element
-        item = f"{filename} record sha256:{hashlib.sha256(record).hexdigest()[:12]}"
-        try:
-            features = tf.train.Example.FromString(record).features.feature
-        except Exception:  # noqa: BLE001  (protobuf raises its own DecodeError)
-            yield _skip(self.read, item, "not a tf.train.Example")
-            return
-        images = features[self.read.image_key].bytes_list.value if self.read.image_key in features else []
-        labels = features[self.read.label_key].int64_list.value if self.read.label_key in features else []
-        if len(images) != 1:
-            yield _skip(self.read, item, f"no single bytes feature {self.read.image_key!r}")
-        elif len(labels) != 1:
-            yield _skip(self.read, item, f"no single int64 feature {self.read.label_key!r}")
-        else:
-            yield _checked(self.read, item, images[0], int(labels[0]))
-
-
-class _ReadAndCheckRecords(beam.DoFn):
-    """A TFRecord file -> its checked records. A file cut short (a copy or upload that stopped) keeps
-    the records before the cut and is named as a skip: Beam's own reader drops a cut-off tail
-    without a word, or fails the run, depending on where the cut falls."""
-
-    def __init__(self, read: sources.Read):
-        self.read = read
-        self.check = _CheckRecord(read)
-
-    def process(self, path: str) -> Iterator:
-        import tensorflow as tf
-        count = consumed = 0
-        compression = "GZIP" if path.endswith(".gz") else ""
-        try:
-            for record in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
-                count += 1
-                consumed += len(record) + _RECORD_FRAMING
-                yield from self.check.process((path, record))
-        except (tf.errors.OpError, OSError) as error:
-            yield _skip(self.read, path, f"truncated or corrupt TFRecord file: {count} records read, then "
-                                         f"{type(error).__name__}")
-            return
-        # TensorFlow's reader takes a file cut inside a record's header for a clean end.
-        size = tf.io.gfile.stat(path).length
-        if not compression and consumed != size:
-            yield _skip(self.read, path, f"truncated or corrupt TFRecord file: {count} records read, then "
-                                         f"{size - consumed} stray bytes")
-
-
-class _CheckTfdsExample(beam.DoFn):
-    def __init__(self, read: sources.Read):
-        self.read = read
-
-    def process(self, example) -> Iterator:
-        item = example["tfds_id"].numpy().decode() if "tfds_id" in example else "?"
-        label = int(example["label"].numpy()) if "label" in example else UNLABELLED
-        yield _checked(self.read, f"{self.read.location}/{item}", example["image"].numpy(), label)
-
-
 @beam.ptransform_fn
 def _ReadAndCheck(pipeline: beam.Pipeline, read: sources.Read):  # pylint: disable=invalid-name
-    """One source -> main output (fraction, image, label) and SKIPPED (json lines)."""
-    if read.kind == "images":
-        from apache_beam.io import fileio
-        files = (pipeline | "Patterns" >> beam.Create(read.patterns()) | "Match" >> fileio.MatchAll()
-                 # File names only: spreads the reads over workers and mixes their order.
-                 | "Spread" >> beam.Reshuffle()
-                 | "Open" >> fileio.ReadMatches())
-        return files | "Check" >> beam.ParDo(_CheckFile(read)).with_outputs(SKIPPED, main="images")
-    if read.kind == "tfrecords":
-        from apache_beam.io import fileio
-        paths = (pipeline | "Match" >> fileio.MatchFiles(read.location)
-                 | "Paths" >> beam.Map(lambda metadata: metadata.path)
-                 | "Spread" >> beam.Reshuffle())  # one file a task, over the workers
-        return paths | "ReadAndCheck" >> beam.ParDo(_ReadAndCheckRecords(read)).with_outputs(SKIPPED, main="images")
-    if read.kind == "tfds":
-        import tensorflow_datasets as tfds
-        builder = sources.tfds_builder(read.location, read.data_dir or None)
-        examples = pipeline | "Read" >> tfds.beam.ReadFromTFDS(
-            builder, split=read.split, decoders={"image": tfds.decode.SkipDecoding()},
-            read_config=tfds.ReadConfig(add_tfds_id=True))
-        return examples | "Check" >> beam.ParDo(_CheckTfdsExample(read)).with_outputs(SKIPPED, main="images")
-    raise ValueError(f"unknown source kind {read.kind!r}")
+    """One source -> (checked (fraction, image, label), skipped json lines)."""
+    records, unread = sources.KINDS[read.kind].records(pipeline, read)
+    checked = records | "Check" >> beam.Map(_checked, read).with_outputs(sources.SKIPPED, main="images")
+    return checked.images, (unread, checked[sources.SKIPPED]) | "Skipped" >> beam.Flatten()
 
 
 class Executor(BaseExampleGenExecutor):
@@ -202,9 +86,8 @@ class Executor(BaseExampleGenExecutor):
         checked, skipped = {}, [pipeline | "PlanSkipped" >> beam.Create(
             [json.dumps(s, ensure_ascii=False) for s in plan.skipped])]
         for index, source in enumerate(dict.fromkeys(r.source() for split in SPLITS for r in plan.splits[split])):
-            outputs = pipeline | f"Source{index}" >> _ReadAndCheck(source)
-            checked[source] = outputs.images
-            skipped.append(outputs[SKIPPED])
+            checked[source], unused = pipeline | f"Source{index}" >> _ReadAndCheck(source)
+            skipped.append(unused)
 
         splits = {}
         for split in SPLITS:

@@ -1,10 +1,17 @@
 """Where the pipeline's images come from: a plan that ExampleGen executes.
 
 A `SourcePlan` says, for each of the three splits (pretrain, probe_train, eval), which `Read`s feed
-it. A Read is one stream of encoded images: a TFDS split read through the TFDS builder, a folder of
-images (class sub-folders for labels, or any tree for unlabelled data), or TFRecords of
-tf.train.Example. A Read may keep only part of its images, chosen by a hash of each image's bytes,
-which gives a fixed split that never depends on file order or on which machine reads it.
+it. A Read is one stream of encoded images; its `kind` names the `Source` class that reads it
+(`KINDS`): a folder of images (class sub-folders for labels, or any tree for unlabelled data),
+TFRecords of tf.train.Example, or a TFDS split read through the TFDS builder. A Read may keep only
+part of its images, chosen by a hash of each image's bytes, which gives a fixed split that never
+depends on file order or on which machine reads it.
+
+Each source is one class: how the settings name it and how it is cut into the splits (`labelled`),
+how a Read of it describes itself, what its content fingerprint covers, and how ExampleGen streams
+it into (image bytes, label) records. A new source is one class here, in `KINDS` (and `SOURCES`),
+plus its test. The embedded data sets are a source that is written once as TFRecords and read as
+such.
 
 The plan is written as `sources.json` into a folder that is ExampleGen's `input_base`. The
 fingerprint covers the plan *and* the sources' contents (file names, sizes and modification times;
@@ -28,30 +35,25 @@ import glob
 import hashlib
 import json
 import os
-from typing import Any, Optional
+from typing import Any, ClassVar, NamedTuple, Optional
 
-from simsiam_tfx.config import TFDS_DATASETS, ConfigError, DataConfig
-from simsiam_tfx.features import SPLITS
+from simsiam_tfx.config import DATASETS, ConfigError, DataConfig
+from simsiam_tfx.features import SPLITS, UNLABELLED
 from simsiam_tfx.files import is_remote
+from simsiam_tfx.registries import EMBEDDED_DATASETS, TFDS_DATASETS
 
 PLAN_FILE = "sources.json"
 SPAN_PREFIX = "span-"
+SKIPPED = "skipped"  # the Beam output tag of what a source could not use
 _CHECKSUM_KEY = "checksum"
-
-
-# Which TFDS splits feed which pipeline split. tf_flowers has only `train`: it is cut by hash.
-_TFDS_SPLITS = {
-    "tf_flowers": {"pretrain": "train", "probe_train": "train", "eval": "train", "hash_split": True},
-    # The second seed's setting: SimSiam on STL10's 100k unlabelled images plus its 5k train images.
-    "stl10": {"pretrain": "unlabelled+train", "probe_train": "train", "eval": "test", "hash_split": False},
-    "cifar10": {"pretrain": "train", "probe_train": "train", "eval": "test", "hash_split": False},
-}
+_RECORD_FRAMING = 16  # a TFRecord's length (8 bytes) and two CRCs (4 each) around its data
 
 
 @dataclasses.dataclass(frozen=True)
 class Read:
-    """One stream of encoded images (and labels) for ExampleGen."""
-    kind: str  # "tfds" | "images" | "tfrecords"
+    """One stream of encoded images (and labels) for ExampleGen, as sources.json holds it: every
+    field is written, whatever the kind, so that manifests (and their fingerprints) keep one form."""
+    kind: str  # which source reads it: a key of KINDS
     location: str  # TFDS name, image folder, or TFRecord file pattern
     labelled: bool = True
     split: str = ""  # TFDS split expression, e.g. "unlabelled+train"
@@ -67,17 +69,11 @@ class Read:
         return dataclasses.replace(self, keep=(0.0, 1.0), labelled=True)
 
     def patterns(self) -> list[str]:
-        """Beam file patterns of everything this Read reads. An image folder is one pattern, plus
-        one per symlinked class folder: Beam's matcher follows a link named in a pattern, never
-        one met below it (so a link back up the tree cannot loop)."""
-        if self.kind != "images":
-            return [self.location]
-        linked = [c for c in self.classes if os.path.islink(os.path.join(self.location, c))]
-        return [files_under(self.location)] + [files_under(os.path.join(self.location, c)) for c in linked]
+        """Beam file patterns of everything this Read reads."""
+        return KINDS[self.kind].patterns(self)
 
     def describe(self) -> str:
-        what = {"tfds": f"TFDS {self.location}[{self.split}]", "images": f"images in {self.location}",
-                "tfrecords": f"TFRecords {self.location}"}[self.kind]
+        what = KINDS[self.kind].describe(self)
         return what if self.keep == (0.0, 1.0) else f"{what} (hash {self.keep[0]:g}-{self.keep[1]:g})"
 
 
@@ -115,7 +111,64 @@ class SourcePlan:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
 
-# ---- planning -------------------------------------------------------------------------------
+# ---- the sources ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What the settings name as one labelled source (the main one, or the probe's)."""
+    dataset: str  # a named data set ("" for none)
+    images: Optional[str]  # a labelled class-folder tree
+    tfrecords: Optional[str]  # a TFRecords file, folder or pattern
+    images_flag: str  # the flag that gave `images`, for messages
+
+
+class Planned(NamedTuple):
+    """One labelled source cut into the pipeline's splits."""
+    splits: dict[str, list[Read]]
+    class_names: list[str]
+    description: str
+    skipped: list[dict[str, str]]
+
+
+class Source:
+    """One kind of image source. `labelled` says how the settings name it and how it is cut into
+    the splits; the other methods act on one of its Reads, which names it by `kind`."""
+    kind: ClassVar[str]  # a Read's `kind` in sources.json
+
+    @classmethod
+    def labelled(cls, choice: Choice, data: DataConfig, data_root: str) -> Optional[Planned]:
+        """The splits this source feeds where `choice` names it; None where it names another."""
+        raise NotImplementedError
+
+    @staticmethod
+    def describe(read: Read) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def patterns(read: Read) -> list[str]:
+        """Beam file patterns of everything the Read reads."""
+        return [read.location]
+
+    @classmethod
+    def content(cls, read: Read) -> tuple[list[str], Optional[int]]:
+        """What the content fingerprint covers of the Read (file names, sizes and mtimes, from one
+        listing), and the files it holds (None: not a file-based source)."""
+        lines = [line for pattern in cls.patterns(read) for line in _file_lines(pattern)]
+        return lines, len(lines)
+
+    @staticmethod
+    def records(pipeline, read: Read):
+        """Beam: the Read's images as (item, encoded bytes, label: UNLABELLED where it has none),
+        and, as the second PCollection, `skip` records of what it could not use."""
+        raise NotImplementedError
+
+
+def skip(read: Read, item: str, reason: str):
+    """A file or record of `read` that cannot be used, as a line of ExampleGen's skipped report."""
+    import apache_beam as beam
+    return beam.pvalue.TaggedOutput(SKIPPED, json.dumps(
+        {"source": printable(read.describe()), "item": printable(item), "reason": reason}, ensure_ascii=False))
+
 
 def _fraction_split(read: Read, eval_fraction: float) -> dict[str, list[Read]]:
     """One labelled stream -> pre-training and probe on the same (1 - f), evaluation on f."""
@@ -123,6 +176,232 @@ def _fraction_split(read: Read, eval_fraction: float) -> dict[str, list[Read]]:
     return {"pretrain": [train], "probe_train": [train],
             "eval": [dataclasses.replace(read, keep=(1.0 - eval_fraction, 1.0))]}
 
+
+class ImageFolder(Source):
+    """A folder of image files: labelled by class sub-folder (cut by hash into the splits), or any
+    tree of unlabelled images for pre-training (`unlabelled`)."""
+    kind = "images"
+
+    @classmethod
+    def labelled(cls, choice, data, data_root):
+        if not choice.images:
+            return None
+        root = _require_folder(choice.images, choice.images_flag)
+        classes, skipped = _class_folders(root)
+        if len(classes) < 2:
+            raise ConfigError(f"{choice.images_flag} {root}: a labelled folder needs at least 2 class sub-folders "
+                              f"with images, found {len(classes)}")
+        read = Read(cls.kind, root, labelled=True, classes=tuple(classes))
+        return Planned(_fraction_split(read, data.eval_fraction), classes, f"class folders in {choice.images}",
+                       skipped)
+
+    @classmethod
+    def unlabelled(cls, folder: str, flag: str) -> Read:
+        return Read(cls.kind, _require_folder(folder, flag), labelled=False)
+
+    @staticmethod
+    def describe(read):
+        return f"images in {read.location}"
+
+    @staticmethod
+    def patterns(read):
+        """One pattern, plus one per symlinked class folder: Beam's matcher follows a link named in
+        a pattern, never one met below it (so a link back up the tree cannot loop)."""
+        linked = [c for c in read.classes if os.path.islink(os.path.join(read.location, c))]
+        return [files_under(read.location)] + [files_under(os.path.join(read.location, c)) for c in linked]
+
+    @staticmethod
+    def records(pipeline, read):
+        import apache_beam as beam
+        from apache_beam.io import fileio
+        files = (pipeline | "Patterns" >> beam.Create(ImageFolder.patterns(read)) | "Match" >> fileio.MatchAll()
+                 # File names only: spreads the reads over workers and mixes their order.
+                 | "Spread" >> beam.Reshuffle()
+                 | "Open" >> fileio.ReadMatches())
+        outputs = files | "Read" >> beam.FlatMap(_FolderFile(read)).with_outputs(SKIPPED, main="records")
+        return outputs.records, outputs[SKIPPED]
+
+
+class _FolderFile:
+    """An image-folder file -> (path, bytes, label); the label is the class sub-folder (if any)."""
+
+    def __init__(self, read: Read):
+        self.read = read
+        self.class_ids = {name: i for i, name in enumerate(read.classes)}
+
+    def __call__(self, readable: Any):
+        path = readable.metadata.path
+        if not is_utf8(path):  # TFX, TFDV and the reports all take names as UTF-8 text
+            yield skip(self.read, path, "file name is not valid UTF-8")
+            return
+        label = UNLABELLED
+        if self.class_ids:
+            relative = os.path.relpath(path, self.read.location)
+            folder = relative.split(os.sep, 1)[0] if os.sep in relative else None
+            if folder not in self.class_ids:
+                yield skip(self.read, path, "not inside a class sub-folder")
+                return
+            label = self.class_ids[folder]
+        try:
+            data = readable.read()
+        except OSError as e:
+            yield skip(self.read, path, f"unreadable ({e.strerror or e})")
+            return
+        yield path, data, label
+
+
+class TfRecords(Source):
+    """TFRecords of tf.train.Example with an encoded image and an int64 label, cut by hash into the
+    splits; the classes are 0 .. the highest label."""
+    kind = "tfrecords"
+
+    @classmethod
+    def labelled(cls, choice, data, data_root):
+        if not choice.tfrecords:
+            return None
+        pattern = tfrecords_pattern(choice.tfrecords)
+        labels = _tfrecord_labels(pattern, data.label_key)
+        if not labels:
+            raise ConfigError(f"--tfrecords {pattern}: no record has an int64 label feature {data.label_key!r} "
+                              f"(set --label-key)")
+        if labels[0] < 0:
+            raise ConfigError(f"--tfrecords {pattern}: labels must be >= 0, found {labels[0]}")
+        read = Read(cls.kind, pattern, image_key=data.image_key, label_key=data.label_key)
+        return Planned(_fraction_split(read, data.eval_fraction), [str(i) for i in range(labels[-1] + 1)],
+                       f"TFRecords {choice.tfrecords}", [])
+
+    @staticmethod
+    def describe(read):
+        return f"TFRecords {read.location}"
+
+    @staticmethod
+    def records(pipeline, read):
+        import apache_beam as beam
+        from apache_beam.io import fileio
+        paths = (pipeline | "Match" >> fileio.MatchFiles(read.location)
+                 | "Paths" >> beam.Map(lambda metadata: metadata.path)
+                 | "Spread" >> beam.Reshuffle())  # one file a task, over the workers
+        outputs = paths | "Read" >> beam.FlatMap(_RecordFile(read)).with_outputs(SKIPPED, main="records")
+        return outputs.records, outputs[SKIPPED]
+
+
+class _RecordFile:
+    """A TFRecord file -> (record, image bytes, label) by the Read's feature keys. A file cut short
+    (a copy or upload that stopped) keeps the records before the cut and is named as a skip: Beam's
+    own reader drops a cut-off tail without a word, or fails the run, depending on where the cut
+    falls."""
+
+    def __init__(self, read: Read):
+        self.read = read
+
+    def __call__(self, path: str):
+        import tensorflow as tf
+        count = consumed = 0
+        compression = "GZIP" if path.endswith(".gz") else ""
+        try:
+            for record in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
+                count += 1
+                consumed += len(record) + _RECORD_FRAMING
+                yield self._example(path, record)
+        except (tf.errors.OpError, OSError) as error:
+            yield skip(self.read, path, f"truncated or corrupt TFRecord file: {count} records read, then "
+                                        f"{type(error).__name__}")
+            return
+        # TensorFlow's reader takes a file cut inside a record's header for a clean end.
+        size = tf.io.gfile.stat(path).length
+        if not compression and consumed != size:
+            yield skip(self.read, path, f"truncated or corrupt TFRecord file: {count} records read, then "
+                                        f"{size - consumed} stray bytes")
+
+    def _example(self, path: str, record: bytes):
+        import tensorflow as tf
+        item = f"{path} record sha256:{hashlib.sha256(record).hexdigest()[:12]}"
+        try:
+            features = tf.train.Example.FromString(record).features.feature
+        except Exception:  # noqa: BLE001  (protobuf raises its own DecodeError)
+            return skip(self.read, item, "not a tf.train.Example")
+        images = features[self.read.image_key].bytes_list.value if self.read.image_key in features else []
+        labels = features[self.read.label_key].int64_list.value if self.read.label_key in features else []
+        if len(images) != 1:
+            return skip(self.read, item, f"no single bytes feature {self.read.image_key!r}")
+        if len(labels) != 1:
+            return skip(self.read, item, f"no single int64 feature {self.read.label_key!r}")
+        return item, images[0], int(labels[0])
+
+
+class Embedded(TfRecords):
+    """An embedded data set (registries.EMBEDDED_DATASETS): written once under the data root as
+    TFRecords of its three fixed splits (components/embedded.py), and read as TFRecords."""
+
+    @classmethod
+    def labelled(cls, choice, data, data_root):
+        if choice.dataset not in EMBEDDED_DATASETS:
+            return None
+        from simsiam_tfx.components import embedded
+        copy = embedded.materialize(choice.dataset, data_root, data.image_size, data.shapes_per_split, data.seed)
+        # A pattern: the folder we wrote (under --output, which may hold `[`, `*`, ...) is escaped.
+        splits = {split: [Read(cls.kind, os.path.join(glob.escape(copy.input_base), split, "*"),
+                               labelled=split != "pretrain")] for split in SPLITS}
+        return Planned(splits, copy.class_names, f"{choice.dataset} (embedded)", [])
+
+
+class Tfds(Source):
+    """A prepared TFDS data set (registries.TFDS_DATASETS says which of its splits feeds which
+    pipeline split), read through its builder."""
+    kind = "tfds"
+
+    @classmethod
+    def labelled(cls, choice, data, data_root):
+        if choice.dataset not in TFDS_DATASETS:
+            return None
+        name, layout = choice.dataset, TFDS_DATASETS[choice.dataset]
+        builder = tfds_builder(name, data.tfds_data_dir, data.tfds_download)
+        reads = {split: Read(cls.kind, name, split=layout[split], data_dir=data.tfds_data_dir or "",
+                             labelled=split != "pretrain") for split in SPLITS}
+        if layout["hash_split"]:
+            splits = _fraction_split(reads["probe_train"], data.eval_fraction)
+            splits["pretrain"] = [dataclasses.replace(splits["pretrain"][0], labelled=False)]
+        else:
+            splits = {split: [read] for split, read in reads.items()}
+        return Planned(splits, list(builder.info.features["label"].names),
+                       f"{name} (TFDS {builder.info.version})", [])
+
+    @staticmethod
+    def describe(read):
+        return f"TFDS {read.location}[{read.split}]"
+
+    @classmethod
+    def content(cls, read):
+        """Its version and every split's shard lengths: a prepared data set's files never change."""
+        info = tfds_builder(read.location, read.data_dir or None).info
+        return [f"{info.version}{[(s, info.splits[s].shard_lengths) for s in sorted(info.splits)]}"], None
+
+    @staticmethod
+    def records(pipeline, read):
+        import apache_beam as beam
+        import tensorflow_datasets as tfds
+        builder = tfds_builder(read.location, read.data_dir or None)
+        examples = pipeline | "Read" >> tfds.beam.ReadFromTFDS(
+            builder, split=read.split, decoders={"image": tfds.decode.SkipDecoding()},
+            read_config=tfds.ReadConfig(add_tfds_id=True))
+        outputs = examples | "Records" >> beam.Map(_tfds_record, read.location).with_outputs(SKIPPED, main="records")
+        return outputs.records, outputs[SKIPPED]
+
+
+def _tfds_record(example, location: str):
+    item = example["tfds_id"].numpy().decode() if "tfds_id" in example else "?"
+    label = int(example["label"].numpy()) if "label" in example else UNLABELLED
+    return f"{location}/{item}", example["image"].numpy(), label
+
+
+# Each kind a Read in sources.json may name -> the source that reads it.
+KINDS: dict[str, type[Source]] = {source.kind: source for source in (ImageFolder, TfRecords, Tfds)}
+# Every source, in the order the settings are asked: a folder or TFRecords the user gave comes
+# before the named data set, which has a default.
+SOURCES: tuple[type[Source], ...] = (ImageFolder, TfRecords, Tfds, Embedded)
+
+
+# ---- what the sources share; the plan --------------------------------------------------------------------
 
 def tfds_builder(name: str, data_dir: Optional[str], download: bool = False):
     """The TFDS builder of a prepared data set, or a one-line ConfigError saying how to prepare it."""
@@ -137,19 +416,6 @@ def tfds_builder(name: str, data_dir: Optional[str], download: bool = False):
                 f"internet (`tfds build {name} --data_dir DIR`, or run with --tfds-download) and pass "
                 f"--tfds-data-dir DIR (a local path or gs://...)")
     return builder
-
-
-def _tfds_plan(name: str, data: DataConfig) -> tuple[dict[str, list[Read]], list[str], str]:
-    builder = tfds_builder(name, data.tfds_data_dir, data.tfds_download)
-    layout = _TFDS_SPLITS[name]
-    reads = {split: Read("tfds", name, split=layout[split], data_dir=data.tfds_data_dir or "",
-                         labelled=split != "pretrain") for split in SPLITS}
-    if layout["hash_split"]:
-        splits = _fraction_split(reads["probe_train"], data.eval_fraction)
-        splits["pretrain"] = [dataclasses.replace(splits["pretrain"][0], labelled=False)]
-    else:
-        splits = {split: [read] for split, read in reads.items()}
-    return splits, list(builder.info.features["label"].names), f"{name} (TFDS {builder.info.version})"
 
 
 def printable(path: str) -> str:
@@ -220,16 +486,6 @@ def _require_folder(path: str, flag: str) -> str:
     return path.rstrip("/")
 
 
-def _labelled_images_plan(root: str, data: DataConfig, flag: str):
-    root = _require_folder(root, flag)
-    classes, skipped = _class_folders(root)
-    if len(classes) < 2:
-        raise ConfigError(f"{flag} {root}: a labelled folder needs at least 2 class sub-folders with images, "
-                          f"found {len(classes)}")
-    read = Read("images", root, labelled=True, classes=tuple(classes))
-    return _fraction_split(read, data.eval_fraction), classes, skipped
-
-
 def _tfrecord_labels(pattern: str, label_key: str) -> list[int]:
     """Distinct labels of TFRecords (a streaming pass over the label feature only)."""
     import tensorflow as tf
@@ -261,59 +517,30 @@ def tfrecords_pattern(given: str) -> str:
     return given
 
 
-def _tfrecords_plan(pattern: str, data: DataConfig):
-    pattern = tfrecords_pattern(pattern)
-    labels = _tfrecord_labels(pattern, data.label_key)
-    if not labels:
-        raise ConfigError(f"--tfrecords {pattern}: no record has an int64 label feature {data.label_key!r} "
-                          f"(set --label-key)")
-    if labels[0] < 0:
-        raise ConfigError(f"--tfrecords {pattern}: labels must be >= 0, found {labels[0]}")
-    read = Read("tfrecords", pattern, image_key=data.image_key, label_key=data.label_key)
-    num_classes = labels[-1] + 1
-    return _fraction_split(read, data.eval_fraction), [str(i) for i in range(num_classes)]
-
-
-def _embedded_plan(name: str, data: DataConfig, data_root: str):
-    from simsiam_tfx.components import embedded
-    copy = embedded.materialize(name, data_root, data.image_size, data.shapes_per_split, data.seed)
-    # A pattern: the folder we wrote (under --output, which may hold `[`, `*`, ...) is escaped.
-    splits = {split: [Read("tfrecords", os.path.join(glob.escape(copy.input_base), split, "*"),
-                           labelled=split != "pretrain")] for split in SPLITS}
-    from simsiam_tfx.components import shapes
-    names = list(shapes.CLASS_NAMES) if name == "shapes" else [str(i) for i in range(copy.num_classes)]
-    return splits, names, f"{name} (embedded)"
-
-
-def _labelled_source(data: DataConfig, data_root: str, dataset: str, images: Optional[str],
-                     tfrecords: Optional[str], images_flag: str):
-    """(splits, class names, description, skipped) of one labelled source."""
-    if images:
-        splits, classes, skipped = _labelled_images_plan(images, data, images_flag)
-        return splits, classes, f"class folders in {images}", skipped
-    if tfrecords:
-        splits, classes = _tfrecords_plan(tfrecords, data)
-        return splits, classes, f"TFRecords {tfrecords}", []
-    if dataset in TFDS_DATASETS:
-        return (*_tfds_plan(dataset, data), [])
-    return (*_embedded_plan(dataset, data, data_root), [])
+def _labelled_source(choice: Choice, data: DataConfig, data_root: str) -> Planned:
+    """The first source the choice names, cut into the splits."""
+    for source in SOURCES:
+        planned = source.labelled(choice, data, data_root)
+        if planned is not None:
+            return planned
+    raise ConfigError(f"unknown dataset {choice.dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
 def plan(data: DataConfig, data_root: str) -> SourcePlan:
     """The sources the configuration names, cut into the pipeline's three splits."""
     splits, classes, description, skipped = _labelled_source(
-        data, data_root, data.dataset, data.images, data.tfrecords, "--images")
+        Choice(data.dataset, data.images, data.tfrecords, "--images"), data, data_root)
     pretrain_description = probe_description = description
     if data.probe_dataset or data.probe_images:
         probe_splits, classes, probe_description, probe_skipped = _labelled_source(
-            data, data_root, data.probe_dataset or "", data.probe_images, None, "--probe-images")
+            Choice(data.probe_dataset or "", data.probe_images, None, "--probe-images"), data, data_root)
         splits = {"pretrain": splits["pretrain"], "probe_train": probe_splits["probe_train"],
                   "eval": probe_splits["eval"]}
         skipped = skipped + probe_skipped
     if data.pretrain_images:
-        root = _require_folder(data.pretrain_images, "--pretrain-images")
-        splits["pretrain"] = [Read("images", root, labelled=False)]
-        pretrain_description = f"images in {root}"
+        read = ImageFolder.unlabelled(data.pretrain_images, "--pretrain-images")
+        splits["pretrain"] = [read]
+        pretrain_description = read.describe()
     if pretrain_description != probe_description:
         description = f"pre-train on {pretrain_description}; probe and evaluate on {probe_description}"
     # Pre-training never sees labels, even where the source has them.
@@ -351,14 +578,11 @@ def _content(source_plan: SourcePlan) -> tuple[str, dict[str, int]]:
     for read in sorted({r.source() for reads in source_plan.splits.values() for r in reads},
                        key=lambda r: json.dumps(dataclasses.asdict(r))):
         digest.update(json.dumps(dataclasses.asdict(read), sort_keys=True).encode())
-        if read.kind == "tfds":
-            info = tfds_builder(read.location, read.data_dir or None).info
-            digest.update(f"{info.version}{[(s, info.splits[s].shard_lengths) for s in sorted(info.splits)]}".encode())
-        else:
-            lines = [line for pattern in read.patterns() for line in _file_lines(pattern)]
-            counts[read.location] = len(lines)
-            for line in lines:
-                digest.update(line.encode("utf-8", "surrogateescape"))
+        lines, files = KINDS[read.kind].content(read)
+        if files is not None:
+            counts[read.location] = files
+        for line in lines:
+            digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16], counts
 
 

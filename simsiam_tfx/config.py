@@ -17,12 +17,11 @@ from typing import Any, Optional, Union
 
 from simsiam_tfx import contract
 from simsiam_tfx.files import is_remote
-from simsiam_tfx.registries import AUGMENT_POLICIES, AUTO_PRECISION, BACKBONE_ARCHS, PRECISION_POLICIES
+from simsiam_tfx.registries import (AUGMENT_POLICIES, AUTO_PRECISION, BACKBONE_ARCHS, EMBEDDED_DATASETS,
+                                    PRECISION_POLICIES, TFDS_DATASETS)
 
-EMBEDDED_DATASETS = ("shapes", "digits")
-TFDS_DATASETS = ("tf_flowers", "stl10", "cifar10")
-DATASETS = EMBEDDED_DATASETS + TFDS_DATASETS
 # The names each flag accepts, derived from its table (simsiam_tfx/registries.py).
+DATASETS = (*EMBEDDED_DATASETS, *TFDS_DATASETS)
 BACKBONES = tuple(BACKBONE_ARCHS)
 PRECISIONS = (*PRECISION_POLICIES, AUTO_PRECISION)
 AUGMENT_PRESETS = tuple(AUGMENT_POLICIES)
@@ -127,8 +126,9 @@ class DataConfig:
     tfrecords: Optional[str] = None
     image_key: str = "image"
     label_key: str = "label"
-    # Separate sources (the second seed's STL10 -> CIFAR-10 setting): an unlabelled folder for
-    # pre-training only, and/or a labelled data set or folder for the probe and evaluation.
+    # Separate sources (say, pre-train on STL-10's unlabelled images, probe on CIFAR-10): an
+    # unlabelled folder for pre-training only, and/or a labelled data set or folder for the probe
+    # and evaluation.
     pretrain_images: Optional[str] = None
     probe_dataset: Optional[str] = None
     probe_images: Optional[str] = None
@@ -265,16 +265,15 @@ class PipelineConfig:
 
     # ---- validation and (de)serialisation -------------------------------------------------
     def augment_policy(self) -> str:
-        """The augmentation policy's name: pretrain.augment, else the data's default: "strong-colour"
-        for shapes (its colours are random and carry no class, so with the paper's jitter SimSiam
-        learns to match views by colour; see docs/benchmarks.md, "Quality"), "mild" for digits, and
-        the paper's policies for photos ("cifar" for CIFAR-size, "imagenet" above)."""
+        """The augmentation policy's name: pretrain.augment, else the data's default: an embedded data
+        set's own (registries.EMBEDDED_DATASETS), the paper's policies for photos ("cifar" for
+        CIFAR-size, "imagenet" above)."""
         d = self.data
         if self.pretrain.augment:
             return self.pretrain.augment
         if d.pretrain_images or d.images or d.tfrecords or d.dataset in TFDS_DATASETS:
             return "cifar" if is_cifar_size(d.image_size) else "imagenet"
-        return "mild" if d.dataset == "digits" else "strong-colour"
+        return EMBEDDED_DATASETS[d.dataset]
 
     def validate(self) -> "PipelineConfig":
         check_types(self)

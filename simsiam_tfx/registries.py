@@ -36,3 +36,18 @@ BACKBONE_ARCHS: dict[str, tuple[str, tuple[int, ...], bool]] = {
 # with dynamic loss scaling (trainer/pretrain.py `build_simsiam`); bf16 needs none.
 PRECISION_POLICIES: dict[str, str] = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 AUTO_PRECISION = "auto"  # bf16 where the hardware computes it, else fp32 (resolved at run time)
+
+# Embedded data sets (`--dataset`), made offline by components/embedded.py: the augmentation policy
+# each is pre-trained with where --augment is not given (why: the policies' comments above).
+EMBEDDED_DATASETS: dict[str, str] = {"shapes": "strong-colour", "digits": "mild"}
+
+# TFDS data sets (`--dataset`), read through their prepared builders (components/sources.py): which
+# TFDS split feeds each pipeline split. `hash_split`: the data set has one split (tf_flowers has only
+# `train`), cut by a hash of each image's bytes into pre-training and probe (1 - eval_fraction) and
+# evaluation (eval_fraction). Changing an entry changes the plans, so ExampleGen runs again.
+TFDS_DATASETS: dict[str, dict] = {
+    "tf_flowers": {"pretrain": "train", "probe_train": "train", "eval": "train", "hash_split": True},
+    # Pre-training also sees the 100k unlabelled images, which STL-10 holds for exactly that.
+    "stl10": {"pretrain": "unlabelled+train", "probe_train": "train", "eval": "test", "hash_split": False},
+    "cifar10": {"pretrain": "train", "probe_train": "train", "eval": "test", "hash_split": False},
+}

@@ -52,3 +52,21 @@ def test_an_added_policy_is_accepted_by_the_configuration(monkeypatch):
     cfg.pretrain.augment = "test-policy"
     assert cfg.validate().augment_policy() == "test-policy"
     assert preprocessing.custom_config(cfg)["augment"]["flip"] is False
+
+
+def test_dataset_flags_offer_their_tables():
+    data_sets = (*registries.EMBEDDED_DATASETS, *registries.TFDS_DATASETS)
+    assert _choices(_subparser("run"), "--dataset") == data_sets
+    assert _choices(_subparser("run"), "--probe-dataset") == data_sets
+
+
+def test_every_embedded_data_set_is_made_and_has_a_policy():
+    from simsiam_tfx.components import embedded
+    assert set(embedded.MAKERS) == set(registries.EMBEDDED_DATASETS)
+    assert set(registries.EMBEDDED_DATASETS.values()) <= set(registries.AUGMENT_POLICIES)
+
+
+def test_every_tfds_data_set_feeds_every_pipeline_split():
+    from simsiam_tfx.features import SPLITS
+    for name, layout in registries.TFDS_DATASETS.items():
+        assert set(layout) == {*SPLITS, "hash_split"}, name
