@@ -20,6 +20,9 @@ def rng():
 SPREAD_ONE_BY_ONE = ("tests/kubeflow/test_launchers.py", "tests/e2e/test_local_run.py")
 
 
+# tryfirst: xdist's worker reads the groups in its own pytest_collection_modifyitems, which would
+# otherwise run before this one and find none (each module's fixtures then built on both workers).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.nodeid.split("::")[0]

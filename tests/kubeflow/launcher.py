@@ -68,6 +68,13 @@ configures anything. Sources: kubeflow/pipelines at 7b70c7b (2026-08-21); tensor
   parameters included (how Vertex makes ExampleGen's input fingerprint part of the key; its service
   is closed source, so this is the documented behaviour, not its code).
 
+Processes: every task runs its container's command (`python -m <module> <args>`) as `__main__` in a
+process of its own, with its own argv, environment, output and exit status. The process is forked
+from one that has already imported what every step imports (the standard library's fork server,
+`multiprocessing` "forkserver" with a preload), which saves each task TensorFlow's import, the
+longest part of a tiny step; what the steps do at import time of their own modules still runs in
+each task, and `fresh_processes=True` starts a new interpreter per task instead.
+
 Not emulated: Kubernetes (pods, resources, accelerators, node pools, volumes), the object stores'
 own protocols (a mapped bucket is a local folder; the input copy-in is measured, not made), MLMD
 itself (an in-memory store persisted as JSON between runs of one test), the Argo retry policy,
@@ -79,7 +86,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
+import runpy
 import subprocess
 import sys
 import time
@@ -94,6 +103,28 @@ EXECUTOR_LOGS = "executor-logs"  # driver.go provisionOutputs
 LOGS_TYPE = {"schemaTitle": "system.Artifact"}
 # component/launcher_v2.go LocalPathForURI: the schemes the launcher can copy to and from the pod.
 _LAUNCHER_LOCAL = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/", "oci://": "/oci/"}
+
+
+# What every step imports before it does anything; the fork server imports it once.
+_PRELOAD = ["tensorflow", "apache_beam", "tensorflow_transform", "tensorflow_data_validation",
+            "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+
+
+def _run_module(module: str, argv: list[str], env: dict[str, str], log_path: str) -> None:
+    """In the task's own (forked) process: `python -m module *argv`, its output to `log_path`."""
+    os.environ.clear()
+    os.environ.update(env)
+    with open(log_path, "wb") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _forkserver():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
 
 
 class TaskFailed(RuntimeError):
@@ -196,7 +227,8 @@ class Launcher:
 
     def __init__(self, spec: dict[str, Any], target: str, state_dir: str, *, run_root: str | None = None,
                  configmap_root: str | None = None, buckets: dict[str, str] | None = None,
-                 publish_logs: bool = True, timeout_s: float = 900, env: dict[str, str] | None = None):
+                 publish_logs: bool = True, timeout_s: float = 900, env: dict[str, str] | None = None,
+                 fresh_processes: bool = False):
         assert target in TARGETS, target
         self.buckets = dict(buckets or {})
         self.spec = json.loads(self._mount(json.dumps(spec)))
@@ -206,6 +238,7 @@ class Launcher:
         self.state_dir = state_dir
         self.state_path = os.path.join(state_dir, f"mlmd-{target}.json")
         self.timeout_s = timeout_s
+        self.fresh_processes = fresh_processes
         self.env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
         os.makedirs(state_dir, exist_ok=True)
 
@@ -396,15 +429,33 @@ class Launcher:
         assert command[:2] == ["python", "-m"], command
         filled = [json.dumps(executor_input) if arg == PLACEHOLDER else arg for arg in args]
         assert not [a for a in filled if "{{$" in a], filled  # `{{$}}` is the whole contract
-        done = subprocess.run([sys.executable, *command[1:], *filled], env=self.env, capture_output=True,
-                              text=True, timeout=self.timeout_s)
-        result.logs[label] = done.stdout + done.stderr
+        returncode, output = (self._subprocess if self.fresh_processes else self._fork)(command[2], filled)
+        result.logs[label] = output
         if log_path:
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
             with open(log_path, "w") as f:
-                f.write(result.logs[label])
-        if done.returncode != 0:
-            raise TaskFailed(label, done.returncode, done.stdout[-2000:] + done.stderr)
+                f.write(output)
+        if returncode != 0:
+            raise TaskFailed(label, returncode, output)
+
+    def _subprocess(self, module: str, argv: list[str]) -> tuple[int, str]:
+        done = subprocess.run([sys.executable, "-m", module, *argv], env=self.env, capture_output=True, text=True,
+                              timeout=self.timeout_s)
+        return done.returncode, done.stdout + done.stderr
+
+    def _fork(self, module: str, argv: list[str]) -> tuple[int, str]:
+        output_path = os.path.join(self.state_dir, f"task-{uuid.uuid4().hex[:8]}.log")
+        process = _forkserver().Process(target=_run_module, args=(module, argv, self.env, output_path))
+        process.start()
+        process.join(self.timeout_s)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+            raise subprocess.TimeoutExpired([module, *argv], self.timeout_s)
+        with open(output_path, errors="replace") as f:
+            output = f.read()
+        os.remove(output_path)
+        return process.exitcode, output
 
     @staticmethod
     def _output_parameters(provisioned, output_file) -> dict[str, Any]:
