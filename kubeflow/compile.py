@@ -60,11 +60,19 @@ from simsiam_tfx.files import is_remote
 
 # the ones create_pipeline takes
 TFX_PARAMETERS = (contract.INPUT_BASE_PARAM, contract.TRAINER_CONFIG_PARAM, contract.EVAL_CONFIG_PARAM)
-PLAN_EXECUTOR = "PlanData_executor"
+
+
+def executor_label(node_id: str) -> str:
+    """The executor a compiled node runs under: TFX's naming (tfx/orchestration/kubeflow/v2/
+    step_builder.py `_EXECUTOR_LABEL_PATTERN`), kept for PlanData, which this module adds."""
+    return f"{node_id}_executor"
+
+
+PLAN_EXECUTOR = executor_label(contract.PLAN_DATA)
 PLAN_COMMAND = ["python", "-m", "simsiam_tfx.kubeflow.plan_step"]
 TARGETS = ("kfp", "vertex")
 ENTRYPOINT = ["python", "-m", "simsiam_tfx.kubeflow.entrypoint"]
-TRAINER_EXECUTORS = ("SimSiamPretrain_executor", "LinearProbe_executor")
+TRAINER_EXECUTORS = (executor_label(contract.PRETRAIN), executor_label(contract.PROBE))
 KFP_EXECUTOR_KINDS = ("container", "importer")
 VERTEX_DEFAULT_GPU = "NVIDIA_TESLA_T4"
 KFP_GPU_RESOURCE = "nvidia.com/gpu"
@@ -260,7 +268,7 @@ def compile_pipeline(config: PipelineConfig, kconfig: KubeflowConfig, output: st
         raise ConfigError(f"--output for --target {target} must end in {want}, got {output!r}")
     check_pipeline_root(kconfig.validate().pipeline_root, target)
     pipeline, defaults = build_pipeline(config, kconfig, target)
-    beam_executors = {f"{c.id}_executor" for c in pipeline.components if isinstance(c, BaseBeamComponent)}
+    beam_executors = {executor_label(c.id) for c in pipeline.components if isinstance(c, BaseBeamComponent)}
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=kconfig.image, use_pipeline_spec_2_1=True),  # 2.1: what KFP 2 and Vertex read

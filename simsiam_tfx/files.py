@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 
 def is_remote(path: str) -> bool:
@@ -16,15 +16,16 @@ def is_remote(path: str) -> bool:
     return "://" in path
 
 
-def read_json(path: str) -> Optional[dict[str, Any]]:
-    """The JSON object at `path`, or None when there is none (missing, undecodable, not an object)."""
+def read_json(path: str, expect: type = dict) -> Any:
+    """The JSON value at `path` when it is an `expect` (an object unless told), or None when there
+    is none (missing, undecodable, another kind of value)."""
     import tensorflow as tf
     try:
         with tf.io.gfile.GFile(path) as f:
             value = json.load(f)
     except (tf.errors.NotFoundError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, expect) else None
 
 
 def write_json(path: str, value: Any, **dump_options) -> str:

@@ -8,7 +8,6 @@ The TFX adapter (FnArgs, export) is components/simsiam_pretrain.py.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -106,10 +105,9 @@ def _usable_checkpoint(checkpoint_dir: str) -> list[dict] | None:
         reader = tf.train.load_checkpoint(latest)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)  # reads every tensor: a truncated data file fails here
-        with tf.io.gfile.GFile(os.path.join(checkpoint_dir, HISTORY_FILE)) as f:
-            history = json.load(f)
-        if not isinstance(history, list) or not all(isinstance(r, dict) and "epoch" in r for r in history):
-            raise ValueError("history.json is not a list of epoch rows")
+        history = files.read_json(os.path.join(checkpoint_dir, HISTORY_FILE), expect=list)
+        if history is None or not all(isinstance(r, dict) and "epoch" in r for r in history):
+            raise ValueError(f"{HISTORY_FILE} is missing or not a list of epoch rows")
         return history
     except (tf.errors.OpError, ValueError, OSError, IndexError) as e:  # the reader raises IndexError when cut short
         aside = f"{checkpoint_dir.rstrip('/')}.damaged-{int(time.time())}"
