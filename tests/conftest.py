@@ -28,6 +28,9 @@ def pytest_collection_modifyitems(config, items):
         module = item.nodeid.split("::")[0]
         if module not in SPREAD_ONE_BY_ONE:
             item.add_marker(pytest.mark.xdist_group(module))
+    # The slow tests first (a stable sort: each module's order stays): the workers hand out work in
+    # this order, and a long test started last would keep one worker busy while the other waits.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 # Property-based tests (Hypothesis) run the same bounded set of examples everywhere: derandomized

@@ -80,23 +80,3 @@ def test_schema_anomalies_stop_the_run_before_transform(tmp_path, capsys):
     assert code == 1 and "Traceback" not in err
     assert err.startswith("simsiam-tfx: error: ExampleValidator found schema anomalies")
     assert "eval: label: Out-of-range values" in err
-
-
-@pytest.mark.slow
-@pytest.mark.fault
-def test_an_output_folder_named_like_a_pattern_runs_and_pushes(tmp_path, monkeypatch, capsys):
-    """`--output 'run [1]'`: TensorFlow, Beam and TFX read their artifacts back through patterns,
-    where `[1]` is a character class; the run goes through a link without glob characters."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    output = tmp_path / "run [1]"
-    config = tmp_path / "tiny.json"
-    tiny = tiny_config(output)
-    tiny.data.shapes_per_split, tiny.data.image_size, tiny.pretrain.epochs = (64, 48, 48), 16, 1
-    config.write_text(json.dumps(tiny.to_dict()))
-    assert main(["run", "--config", str(config), "--output", str(output)]) == 0
-    assert "holds glob characters" in capsys.readouterr().err
-    summary = json.loads((output / "run_summary.json").read_text())
-    assert summary["evaluator"]["blessed"] and summary["pushed_model"]
-    [version] = os.listdir(output / "serving_model")
-    assert tf.saved_model.load(summary["pushed_model"]).signatures["serve_image_bytes"] is not None
-    assert os.path.realpath(summary["pushed_model"]) == os.path.realpath(output / "serving_model" / version)

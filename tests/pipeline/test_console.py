@@ -39,11 +39,12 @@ print("after: restored")
 NOISE = ("cuda", "oneDNN", "pip", "cuInit", "aiplatform", "property_predicate", "Component ExampleGen is running")
 
 
-def run_in_pty(args, columns=100):
+def run_in_pty(args, columns=100, env=None):
     """Runs `args` with stdout and stderr on a pseudo-terminal of `columns`; returns what it shows."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    process = subprocess.Popen(args, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, close_fds=True)
+    process = subprocess.Popen(args, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, close_fds=True,
+                               env=env)
     os.close(follower)
     chunks = []
     while True:

@@ -50,6 +50,7 @@ print("RESULT", strategy.num_replicas_in_sync, moved, diff, type(mirrored.optimi
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
 def test_two_replicas_on_the_same_examples_update_the_weights_like_one(policy):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
