@@ -86,8 +86,8 @@ class Executor(BaseExampleGenExecutor):
         checked, skipped = {}, [pipeline | "PlanSkipped" >> beam.Create(
             [json.dumps(s, ensure_ascii=False) for s in plan.skipped])]
         for index, source in enumerate(dict.fromkeys(r.source() for split in SPLITS for r in plan.splits[split])):
-            checked[source], unused = pipeline | f"Source{index}" >> _ReadAndCheck(source)
-            skipped.append(unused)
+            checked[source], source_skipped = pipeline | f"Source{index}" >> _ReadAndCheck(source)
+            skipped.append(source_skipped)
 
         splits = {}
         for split in SPLITS:

@@ -84,6 +84,7 @@ service is closed source: metadata passes as sent).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -121,6 +122,7 @@ def _run_module(module: str, argv: list[str], env: dict[str, str], log_path: str
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
+@functools.cache
 def _forkserver():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)

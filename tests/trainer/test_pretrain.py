@@ -163,14 +163,13 @@ def test_a_time_budget_chooses_the_epochs_from_measured_throughput_and_a_resumed
     from simsiam_tfx.trainer import pretrain as pretrain_module
     config, data = tiny_config(tmp_path, "fp32")
     config.pretrain.time_budget = "40s"
-    measured = []
+    measured, real_measure = [], pretrain_module._measure
 
     def measure_then_report_slow(run, inputs):
         # The real measurement runs; the choice is then made as on a machine where an epoch of the
         # 32 examples takes 4 s, so that a few epochs fill the budget whatever this machine's speed.
         measured.append(real_measure(run, inputs))
         return 8.0, 0.0
-    real_measure = pretrain_module._measure
     monkeypatch.setattr(pretrain_module, "_measure", measure_then_report_slow)
     inputs = PretrainData([data], in_process(config), num_classes=10)
     _, metrics = pretrain(config, inputs, log_dir=str(tmp_path / "tb"), checkpoint_dir=str(tmp_path / "ckpt"))
