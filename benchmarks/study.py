@@ -158,26 +158,28 @@ def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment
         x = splits[0][0]
         batch = min(p.batch_size, len(x))
         steps = max(1, len(x) // batch)
-        views = data.views_of(tf.data.Dataset.from_tensor_slices(x), image_size, batch,
-                              data.Transform.direct(policy_with(policy, overrides), image_size, policy), seed, len(x))
+        transform = data.Transform.direct(policy_with(policy, overrides), image_size, policy, p.view_size)
+        views = data.views_of(tf.data.Dataset.from_tensor_slices(x), image_size, batch, transform, seed, len(x),
+                              p.view_size)
         start = time.perf_counter()
         epochs = p.epochs
         lr = schedules.warmup_cosine(p.base_lr * batch / 256, epochs * steps, p.warmup_epochs * steps,
                                      p.final_lr_fraction)
-        model = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, lr, p.momentum)
+        model = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, lr, p.momentum,
+                              view_size=p.view_size)
         fit_start = time.perf_counter()
         hist = model.fit(views, epochs=epochs, steps_per_epoch=steps, verbose=0)
         fit_seconds = time.perf_counter() - fit_start
         pretrain_seconds = time.perf_counter() - start
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    scores = probe_scores(model.encoder, splits, classes, l2)
+    scores = probe_scores(backbones.with_input_size(model.encoder, image_size), splits, classes, l2)
     keras.utils.set_random_seed(probe.RANDOM_INIT_SEED + seed)
     random_init = probe_scores(backbones.build_encoder(p.backbone, image_size, p.width), splits, classes, l2)
     return {"dataset": dataset, "seed": seed, "epochs": epochs, "batch_size": batch, "augment": policy,
             "augment_overrides": overrides or {},
             "base_lr": p.base_lr, "weight_decay": p.weight_decay, "warmup_epochs": p.warmup_epochs,
-            "final_lr_fraction": p.final_lr_fraction, "width": p.width, "proj_dim": p.proj_dim, "precision": p.precision, "image_size": image_size,
+            "final_lr_fraction": p.final_lr_fraction, "width": p.width, "view_size": p.view_size, "proj_dim": p.proj_dim, "precision": p.precision, "image_size": image_size,
             **scores, "random_init_select": random_init["select_accuracy"],
             "random_init_eval": random_init["eval_accuracy"],
             "gain": scores["eval_accuracy"] - random_init["eval_accuracy"],
@@ -209,16 +211,16 @@ def main(argv=None) -> dict:
                         help="replace parameters of the policy, e.g. crop_scale=0.4,1.0 jitter_prob=0.5")
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (CI): 60/40/40 images at 16 px")
     defaults = PretrainConfig()
-    for field in ("width", "epochs", "batch_size", "proj_dim", "base_lr", "weight_decay", "momentum",
+    for field in ("width", "epochs", "view_size", "batch_size", "proj_dim", "base_lr", "weight_decay", "momentum",
                   "warmup_epochs", "final_lr_fraction", "precision"):
         value = getattr(defaults, field)
         kind = type(value) if value is not None else float
-        kind = int if field == "proj_dim" else kind
+        kind = int if field in ("proj_dim", "epochs", "view_size") else kind
         parser.add_argument("--" + field.replace("_", "-"), type=kind, default=value)
     args = parser.parse_args(argv)
     p = dataclasses.replace(defaults, **{f: getattr(args, f) for f in (
-        "width", "epochs", "batch_size", "proj_dim", "base_lr", "weight_decay", "momentum", "warmup_epochs",
-        "final_lr_fraction", "precision")})
+        "width", "epochs", "view_size", "batch_size", "proj_dim", "base_lr", "weight_decay", "momentum",
+        "warmup_epochs", "final_lr_fraction", "precision")})
     per_split, image_size = None, args.image_size
     if args.tiny:
         per_split, image_size = (60, 40, 40), 16

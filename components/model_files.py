@@ -43,3 +43,11 @@ def copy_tree(source: str, destination: str) -> None:
         target = os.path.join(destination, relative)
         gfile.makedirs(os.path.dirname(target))
         gfile.copy(os.path.join(source, relative), target, overwrite=True)
+
+
+def save_keras_model(model, path: str, signatures=None) -> None:
+    """Saves a Keras model as a SavedModel without the per-layer call traces. Keras reloads it from
+    the layers' configs (every layer here is a stock Keras layer), and TF Serving, TFMA and
+    `tf.saved_model.load` go through the signatures, so the traces were never read; tracing every
+    layer made each save, and every later load, several times slower (docs/benchmarks.md)."""
+    model.save(path, include_optimizer=False, save_traces=False, signatures=signatures)

@@ -45,12 +45,16 @@ def policy_config(name: str) -> augment.AugmentConfig:
 
 
 def custom_config(config: PipelineConfig) -> dict:
-    """Transform's custom_config: the image size and the whole policy, so that the cache key
-    changes with any parameter of the augmentation (Transform and the Trainers re-run; ExampleGen,
-    statistics and schema do not)."""
+    """Transform's custom_config: the image size, the views' size and the whole policy, so that the
+    cache key changes with any parameter of the augmentation (Transform and the Trainers re-run;
+    ExampleGen, statistics and schema do not)."""
     name = config.augment_policy()
-    return {"image_size": config.data.image_size,
+    return {"image_size": config.data.image_size, "view_size": _view_size(config),
             "augment": augment.to_record(name, policy_config(name))}
+
+
+def _view_size(config: PipelineConfig) -> int:
+    return config.pretrain.resolved(config.data.image_size).view_size
 
 
 def policy(custom: dict) -> dict:
@@ -63,21 +67,25 @@ def in_process(config: PipelineConfig) -> data.Transform:
     """The graph's function for `config`'s policy, called in process: for pre-training outside TFX
     (tests, benchmarks), where no Transform component has written a graph."""
     name = config.augment_policy()
-    return data.Transform.direct(policy_config(name), config.data.image_size, name)
+    return data.Transform.direct(policy_config(name), config.data.image_size, name, _view_size(config))
 
 
 def preprocessing_fn(inputs, custom_config):
     return data.transform_features(inputs, augment.from_record(custom_config["augment"]),
-                                   int(custom_config["image_size"]))
+                                   int(custom_config["image_size"]), int(custom_config["view_size"]))
 
 
-def preview(transform: data.Transform, serialized: tf.Tensor, image_size: int, seed: int = 0) -> np.ndarray:
-    """A uint8 grid with one row per image: the image, then two views of it drawn by the graph."""
+def preview(transform: data.Transform, serialized: tf.Tensor, image_size: int, seed: int = 0,
+            view_size: int | None = None) -> np.ndarray:
+    """A uint8 grid with one row per image: the image, then two views of it drawn by the graph
+    (views smaller than the image shown enlarged to its size, pixels kept square)."""
     count = int(serialized.shape[0])
-    images = transform.images(serialized)
-    views = transform.images(tf.concat([serialized, serialized], 0),
-                             augment.example_seeds(tf.constant([seed, 0], tf.int64), 2 * count))
-    tiles = data.parse_images(tf.concat([images, views], 0), image_size).numpy()
+    images = data.parse_images(transform.images(serialized), image_size)
+    views = data.parse_images(transform.images(tf.concat([serialized, serialized], 0),
+                                               augment.example_seeds(tf.constant([seed, 0], tf.int64), 2 * count)),
+                              view_size or image_size)
+    views = tf.cast(tf.image.resize(views, (image_size, image_size), method="nearest"), tf.uint8)
+    tiles = tf.concat([images, views], 0).numpy()
     rows = [np.concatenate([tiles[i], tiles[count + i], tiles[2 * count + i]], axis=1) for i in range(count)]
     grid = np.concatenate(rows, axis=0)
     scale = max(1, 96 // image_size)  # small images enlarged (nearest) so the views can be seen
@@ -119,7 +127,8 @@ class Executor(transform_executor.Executor):
         if transformed:
             split_uri = artifact_utils.get_split_uri(transformed, "pretrain")
             images = _first_images(os.path.join(split_uri, "*"), PREVIEW_IMAGES)
-            grid = preview(data.Transform.load(graph.uri), images, int(custom["image_size"]))
+            grid = preview(data.Transform.load(graph.uri), images, int(custom["image_size"]),
+                           view_size=int(custom["view_size"]))
             tf.io.write_file(os.path.join(graph.uri, PREVIEW_FILE), tf.io.encode_png(grid))
 
     def _schema_with_seed(self, schema_artifacts):

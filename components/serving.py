@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from simsiam_tfx.components import model_files
 from simsiam_tfx.components.image_check import MAX_DECODED_PIXELS
 from simsiam_tfx.features import EMBEDDING_KEY, HEAD_LAYER, IMAGE_KEY, LABEL_KEY, PREDICTION_KEY
 from simsiam_tfx.trainer import data
@@ -126,5 +127,5 @@ def save_serving_model(classifier: keras.Model, tft_output, image_size: int, pat
     def serve_image_bytes(image_bytes):
         return predict(image_bytes)
 
-    classifier.save(path, include_optimizer=False,
-                    signatures={"serving_default": serve_examples, "serve_image_bytes": serve_image_bytes})
+    model_files.save_keras_model(classifier, path, signatures={"serving_default": serve_examples,
+                                                               "serve_image_bytes": serve_image_bytes})

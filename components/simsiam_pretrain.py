@@ -16,9 +16,9 @@ import time
 import tensorflow as tf
 
 from simsiam_tfx import contract, files
-from simsiam_tfx.components import model_record, trainer_config, warm_start
+from simsiam_tfx.components import model_files, model_record, trainer_config, warm_start
 from simsiam_tfx.config import PipelineConfig
-from simsiam_tfx.trainer import distribute
+from simsiam_tfx.trainer import backbones, distribute
 from simsiam_tfx.trainer.pretrain import PretrainData, pretrain
 
 METRICS_FILE = contract.PRETRAIN_METRICS_FILE
@@ -46,17 +46,20 @@ def run_fn(fn_args) -> None:
     simsiam, metrics = pretrain(settings.config, inputs, log_dir=os.path.join(fn_args.model_run_dir, contract.TENSORBOARD_DIR),
                                 checkpoint_dir=checkpoint_dir, initial_encoder_weights=initial_weights)
     metrics["retraining"] = retraining
+    # Trained on views maybe smaller than the images: exported at the image side (every worker:
+    # reading the weights joins an all-reduce).
+    encoder = backbones.with_input_size(simsiam.encoder, settings.config.data.image_size)
     if not distribute.is_chief():
         # Saving reads the BatchNorm moving averages, an all-reduce every worker must join: the
         # other workers save too, into a scratch folder, and write nothing into the TFX outputs.
         scratch = tempfile.mkdtemp(prefix="simsiam-export-")
         try:
-            simsiam.encoder.save(scratch, include_optimizer=False)
+            model_files.save_keras_model(encoder, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         _await_chief_export(fn_args.serving_model_dir)
         return
-    simsiam.encoder.save(fn_args.serving_model_dir, include_optimizer=False)
+    model_files.save_keras_model(encoder, fn_args.serving_model_dir)
     model_record.write_json(fn_args.serving_model_dir, model_record.RETRAINING_FILE, retraining)
     # Finished: a later execution (e.g. --no-cache) must train afresh, not resume a finished run.
     tf.io.gfile.rmtree(checkpoint_dir)

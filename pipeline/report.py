@@ -83,7 +83,8 @@ def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -
     size = run.config.data.image_size
     reference = _labelled(run.transformed, "probe_train", size, MAX_REFERENCE)
     queries = _labelled(run.transformed, "eval", size, MAX_EVAL)
-    views, policy = _augmentation_preview(queries[0][:NUM_PREVIEW], run.transform_graph, size)
+    views, policy = _augmentation_preview(queries[0][:NUM_PREVIEW], run.transform_graph,
+                                          run.config.pretrain.resolved(size).view_size)
     figures["augmentations"] = _save(_views_figure(queries[0][:NUM_PREVIEW], views, policy["name"]), out,
                                      "augmentations.png")
 
@@ -209,9 +210,10 @@ def _nearest(reference: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-(unit(queries) @ unit(reference).T), axis=1)[:, :k]
 
 
-def _augmentation_preview(images: np.ndarray, transform_graph: Optional[str], size: int):
-    """((view 1s, view 2s), policy): two views of each image drawn by the run's Transform graph,
-    as the SimSiam Trainer draws them, from a fixed seed; the policy as the artifact records it."""
+def _augmentation_preview(images: np.ndarray, transform_graph: Optional[str], view_size: int):
+    """((view 1s, view 2s), policy): two views (of `view_size`) of each image drawn by the run's
+    Transform graph, as the SimSiam Trainer draws them, from a fixed seed, shown at the images'
+    side (nearest pixels); the policy as the artifact records it."""
     import tensorflow as tf
 
     from simsiam_tfx.trainer import data
@@ -220,8 +222,9 @@ def _augmentation_preview(images: np.ndarray, transform_graph: Optional[str], si
     transform = data.Transform.load(transform_graph)
     pixels = tf.cast(tf.round(tf.constant(images) * 255.0), tf.uint8)
     serialized = tf.map_fn(tf.io.serialize_tensor, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
-    views = data.graph_views(transform, size)(serialized, tf.constant([PREVIEW_SEED, 0], tf.int64))
-    return (views[0].numpy(), views[1].numpy()), transform.policy
+    views = data.graph_views(transform, view_size)(serialized, tf.constant([PREVIEW_SEED, 0], tf.int64))
+    side = images.shape[1:3]
+    return tuple(tf.image.resize(v, side, method="nearest").numpy() for v in views), transform.policy
 
 
 def _predict(classifier_dir: Optional[str], raw_examples: Optional[str], limit: int):

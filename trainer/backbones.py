@@ -57,8 +57,9 @@ def _bottleneck_block(x, filters: int, stride: int, name: str):
 _BLOCKS = {"basic": _basic_block, "bottleneck": _bottleneck_block}
 
 
-def build_encoder(backbone: str, image_size: int, width: int = 64, name: str = "encoder") -> keras.Model:
-    """Images in [0, 1], shape (B, S, S, 3) -> globally pooled features (B, C)."""
+def build_encoder(backbone: str, image_size: int | None, width: int = 64, name: str = "encoder") -> keras.Model:
+    """Images in [0, 1], shape (B, S, S, 3) -> globally pooled features (B, C). With `image_size`
+    None the encoder takes images of any side (pre-training on views smaller than the images)."""
     if backbone not in BACKBONE_ARCHS:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONE_ARCHS)}")
     block_kind, stages, cifar_stem = BACKBONE_ARCHS[backbone]
@@ -78,3 +79,18 @@ def build_encoder(backbone: str, image_size: int, width: int = 64, name: str = "
             x = block(x, filters, stride, f"stage{stage + 1}_block{i + 1}")
     features = layers.GlobalAveragePooling2D(name="pool", dtype="float32")(x)
     return keras.Model(inputs, features, name=name)
+
+
+def with_input_size(encoder: keras.Model, image_size: int) -> keras.Model:
+    """`encoder` as a model of images of `image_size`, with the same weights and layers (their
+    precision policies included): the encoder is fully convolutional, so one trained on views of
+    any side is exported at the image side. Returns `encoder` itself when it already is one."""
+    if encoder.input_shape[1:3] == (image_size, image_size):
+        return encoder
+    config = encoder.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["batch_input_shape"] = (None, image_size, image_size, 3)
+    fixed = keras.Model.from_config(config)
+    fixed.set_weights(encoder.get_weights())
+    return fixed

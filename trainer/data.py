@@ -69,13 +69,14 @@ def _to_pixels(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
                                      fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.uint8)))
 
 
-def transform_features(inputs: dict, config: augment.AugmentConfig, image_size: int) -> dict:
+def transform_features(inputs: dict, config: augment.AugmentConfig, image_size: int,
+                       view_size: int | None = None) -> dict:
     """The Transform graph's body (a tf.Transform preprocessing_fn bound to a policy): a batch of raw
     features -> {image: serialized uint8 (S, S, 3)[, label]}.
 
     Without seeds (the feature absent or empty, as in the data, at serving and evaluation) the image
-    is decoded and resized; with `SEED_KEY` ((B, 2) int64 as a SparseTensor) it is a random view of
-    that image, one draw per example and seed.
+    is decoded and resized to `image_size`; with `SEED_KEY` ((B, 2) int64 as a SparseTensor) it is a
+    random view of that image of `view_size` (default: `image_size`), one draw per example and seed.
     """
     encoded = tf.reshape(inputs[IMAGE_KEY], [-1])
     images = _to_pixels(encoded, image_size)
@@ -84,7 +85,7 @@ def transform_features(inputs: dict, config: augment.AugmentConfig, image_size: 
 
         def views():
             seed_pairs = tf.reshape(seeds, [-1, 2])
-            drawn = augment.augment_examples(to_float(images), seed_pairs, config, image_size)
+            drawn = augment.augment_examples(to_float(images), seed_pairs, config, view_size or image_size)
             return tf.cast(tf.round(drawn * 255.0), tf.uint8)
         images = tf.cond(tf.shape(seeds)[1] > 0, views, lambda: images)
     outputs = {IMAGE_KEY: tf.map_fn(tf.io.serialize_tensor, images, fn_output_signature=tf.TensorSpec([], tf.string))}
@@ -118,8 +119,9 @@ class Transform:
                    read_policy(transform_graph_dir))
 
     @classmethod
-    def direct(cls, config: augment.AugmentConfig, image_size: int, name: str = "") -> Transform:
-        return cls(lambda features: transform_features(features, config, image_size), (),
+    def direct(cls, config: augment.AugmentConfig, image_size: int, name: str = "",
+               view_size: int | None = None) -> Transform:
+        return cls(lambda features: transform_features(features, config, image_size, view_size), (),
                    augment.to_record(name, config))
 
     def images(self, encoded: tf.Tensor, seeds: tf.Tensor | None = None) -> tf.Tensor:
@@ -141,7 +143,7 @@ def read_policy(transform_graph_dir: str) -> dict:
 
 
 def write_transform_graph(path: str, config: augment.AugmentConfig, image_size: int, name: str = "",
-                          temp_dir: str | None = None) -> None:
+                          temp_dir: str | None = None, view_size: int | None = None) -> None:
     """A Transform graph and its policy file, built with tf.Transform outside TFX (bench, tests):
     `transform_features` traced exactly as the Transform component traces it."""
     import tempfile
@@ -153,7 +155,7 @@ def write_transform_graph(path: str, config: augment.AugmentConfig, image_size: 
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tft_beam.Context(temp_dir=temp_dir or tempfile.mkdtemp(), force_tf_compat_v1=False):
         transform_fn = ([], metadata) | tft_beam.AnalyzeDataset(
-            lambda inputs: transform_features(inputs, config, image_size))
+            lambda inputs: transform_features(inputs, config, image_size, view_size))
         _ = transform_fn | tft_beam.WriteTransformFn(path)
     metadata_io.write_metadata(metadata, os.path.join(path, tft.TFTransformOutput.RAW_METADATA_DIR))
     files.write_json(os.path.join(path, POLICY_FILE), augment.to_record(name, config), indent=2, sort_keys=True)
@@ -244,21 +246,24 @@ def serialized_images(file_patterns: list[str], shard: tuple[int, int] | None = 
 
 
 def pretrain_views(file_patterns: list[str], image_size: int, batch_size: int, transform: Transform,
-                   seed: int, num_examples: int, shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+                   seed: int, num_examples: int, shard: tuple[int, int] | None = None,
+                   view_size: int | None = None) -> tf.data.Dataset:
     """Endless batches of (view1, view2) from transformed examples (`num_examples` of them, after
-    `shard`; see `uint8_images`), drawn by the Transform graph (see `graph_views`)."""
+    `shard`; see `uint8_images`), drawn by the Transform graph (see `graph_views`) at `view_size`
+    (the graph's; default `image_size`)."""
     return augmented_batches(serialized_images(file_patterns, shard), num_examples, image_size, batch_size, seed,
-                             graph_views(transform, image_size))
+                             graph_views(transform, view_size or image_size))
 
 
-def graph_views(transform: Transform, image_size: int):
+def graph_views(transform: Transform, view_size: int):
     """`augment_fn` for `augmented_batches`: a batch of serialized images and its seed -> two views
-    of every image, drawn by the Transform graph in one call with 2 x B per-example seeds, so both
-    views of a row come from the same example and every step draws new ones."""
+    (of `view_size`) of every image, drawn by the Transform graph in one call with 2 x B
+    per-example seeds, so both views of a row come from the same example and every step draws new
+    ones."""
     def views(serialized, batch_seed):
         batch = tf.shape(serialized)[0]
         seeds = augment.example_seeds(batch_seed, 2 * batch)
-        drawn = decode_images(transform.images(tf.concat([serialized, serialized], 0), seeds), image_size)
+        drawn = decode_images(transform.images(tf.concat([serialized, serialized], 0), seeds), view_size)
         return drawn[:batch], drawn[batch:]
     return views
 
@@ -282,9 +287,10 @@ def augmented_batches(examples: tf.data.Dataset, num_examples: int, image_size: 
 
 
 def views_of(images: tf.data.Dataset, image_size: int, batch_size: int, transform: Transform, seed: int,
-             num_examples: int) -> tf.data.Dataset:
+             num_examples: int, view_size: int | None = None) -> tf.data.Dataset:
     """uint8 (S, S, 3) images held in memory -> the Trainer's endless (view1, view2) batches: the
     images serialized as Transform writes them and drawn by `graph_views`, so code outside TFX (the
     benchmarks) trains on exactly the pipeline's views."""
     serialized = images.map(tf.io.serialize_tensor, num_parallel_calls=tf.data.AUTOTUNE)
-    return augmented_batches(serialized, num_examples, image_size, batch_size, seed, graph_views(transform, image_size))
+    return augmented_batches(serialized, num_examples, image_size, batch_size, seed,
+                             graph_views(transform, view_size or image_size))

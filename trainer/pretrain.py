@@ -30,14 +30,18 @@ RISING = 0.01  # kNN accuracy gained over the last quarter of the run that count
 
 
 def build_simsiam(backbone: str, width: int, image_size: int, proj_dim: int, weight_decay: float,
-                  learning_rate, momentum: float = 0.9, jit_compile: bool = False) -> model.SimSiam:
-    """The SimSiam model, compiled, under the current global precision policy.
+                  learning_rate, momentum: float = 0.9, jit_compile: bool = False,
+                  view_size: int | None = None) -> model.SimSiam:
+    """The SimSiam model, compiled, under the current global precision policy. Trained on views
+    of `view_size` other than `image_size`, its encoder takes images of any side (the kNN monitor
+    feeds it whole images); `backbones.with_input_size` gives it back at the image side.
 
     Build it inside `strategy.scope()` to train it under a strategy. Under "mixed_float16" both
     optimizers are wrapped in a dynamic `LossScaleOptimizer` (the train step scales the loss and
     unscales the gradients); Keras would wrap only the one passed to compile.
     """
-    encoder = backbones.build_encoder(backbone, image_size, width)
+    any_size = view_size is not None and view_size != image_size
+    encoder = backbones.build_encoder(backbone, None if any_size else image_size, width)
     feature_dim = encoder.output_shape[-1]
     projector = heads.build_projector(feature_dim, proj_dim, num_layers=2 if is_cifar_size(image_size) else 3)
     predictor = heads.build_predictor(proj_dim)
@@ -149,8 +153,9 @@ class _CopyMonitor(monitors.EpochMonitor):
 
 
 def _views(strategy: tf.distribute.Strategy, files, image_size: int, batch_size: int,
-           transform: data.Transform, seed: int, num_examples: int):
-    """Endless (view1, view2) batches of `batch_size` (the global batch) as `strategy` trains on them.
+           transform: data.Transform, seed: int, num_examples: int, view_size: int):
+    """Endless (view1, view2) batches of `batch_size` (the global batch), views of `view_size`, as
+    `strategy` trains on them.
 
     One replica: `data.pretrain_views`. Several: `distribute_datasets_from_function`, every replica
     getting batch_size / replicas examples a step, so a step still trains on `batch_size` examples
@@ -161,15 +166,17 @@ def _views(strategy: tf.distribute.Strategy, files, image_size: int, batch_size:
     stream would make every worker decode and augment the whole global batch to keep 1/workers.
     """
     if strategy.num_replicas_in_sync == 1:
-        return data.pretrain_views(files, image_size, batch_size, transform, seed, num_examples)
+        return data.pretrain_views(files, image_size, batch_size, transform, seed, num_examples, view_size=view_size)
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(batch_size)
         pipelines, index = context.num_input_pipelines, context.input_pipeline_id
         if pipelines == 1:  # one worker, several GPUs: its replicas take turns on one stream
-            return data.pretrain_views(files, image_size, per_replica, transform, seed, num_examples)
+            return data.pretrain_views(files, image_size, per_replica, transform, seed, num_examples,
+                                       view_size=view_size)
         return data.pretrain_views(files, image_size, per_replica, transform, seed + index,
-                                   len(range(index, num_examples, pipelines)), shard=(pipelines, index))
+                                   len(range(index, num_examples, pipelines)), shard=(pipelines, index),
+                                   view_size=view_size)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -321,9 +328,10 @@ def _measure(run: _Run, inputs: PretrainData) -> tuple[float, float]:
     of the same settings fed by the same input pipeline."""
     p = run.p
     with run.strategy.scope():
-        trial = build_simsiam(p.backbone, p.width, run.image_size, p.proj_dim, p.weight_decay, run.peak_lr, p.momentum)
+        trial = build_simsiam(p.backbone, p.width, run.image_size, p.proj_dim, p.weight_decay, run.peak_lr, p.momentum,
+                              view_size=p.view_size)
     views = _views(run.strategy, inputs.pretrain_files, run.image_size, run.batch_size, inputs.transform(), p.seed,
-                   run.num_examples)
+                   run.num_examples, p.view_size)
     times = _StepTimes()
     trial.fit(views, epochs=1, steps_per_epoch=WARMUP_STEPS + MEASURED_STEPS, callbacks=[times], verbose=0)
     measured = times.ends[-1] - times.ends[WARMUP_STEPS - 1]
@@ -414,17 +422,19 @@ def _train(run: _Run, inputs: PretrainData, log_dir: str, checkpoint_dir: str | 
     schedule = schedules.warmup_cosine(run.peak_lr, p.epochs * run.steps_per_epoch,
                                        p.warmup_epochs * run.steps_per_epoch, p.final_lr_fraction)
     with run.strategy.scope():
-        simsiam = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, schedule, p.momentum)
+        simsiam = build_simsiam(p.backbone, p.width, image_size, p.proj_dim, p.weight_decay, schedule, p.momentum,
+                                view_size=p.view_size)
         if initial_encoder_weights is not None:
             simsiam.encoder.set_weights(initial_encoder_weights)
     transform = inputs.transform()
     views = _views(run.strategy, inputs.pretrain_files, image_size, run.batch_size, transform, p.seed,
-                   run.num_examples)
+                   run.num_examples, p.view_size)
     callbacks, monitor = _monitor(run, inputs, log_dir, lambda: schedule(simsiam.optimizer.iterations))
     views_by = "in process" if isinstance(inputs.transform_graph, data.Transform) else "the Transform graph"
     print(f"[pretrain] {run.num_examples} images, batch {run.batch_size}, {run.steps_per_epoch} steps/epoch x "
           f"{p.epochs} epochs, peak lr {run.peak_lr:.4g}, wd {p.weight_decay}, d={p.proj_dim}, "
-          f"augment={transform.policy['name']} ({views_by}), precision={p.precision}", flush=True)
+          f"augment={transform.policy['name']} ({views_by}), views {p.view_size} px, precision={p.precision}",
+          flush=True)
     print(f"[pretrain] {distribute.strategy_name(run.strategy)}: num_replicas_in_sync="
           f"{run.strategy.num_replicas_in_sync}, workers={distribute.num_workers()}, chief={run.scratch is None}",
           flush=True)

@@ -76,6 +76,8 @@ def test_custom_config_carries_the_whole_policy_and_changes_with_augment():
     assert default != cifar  # Transform's cache key
     assert preprocessing.policy(cifar) == {"name": "cifar", **augment.to_dict(preprocessing.policy_config("cifar"))}
     json.dumps(cifar)  # an execution property: JSON
+    config.pretrain.view_size = 24
+    assert preprocessing.custom_config(config)["view_size"] == 24 and default["view_size"] == 16
 
 
 def test_preview_rows_are_the_image_then_two_views_drawn_by_the_graph(rng):
@@ -99,3 +101,14 @@ def test_the_executors_schema_adds_the_optional_seed():
     assert spec[data.SEED_KEY] == tf.io.VarLenFeature(tf.int64) and len(schema.feature) == 1
     with pytest.raises(ValueError, match="reserves"):
         preprocessing.with_seed(preprocessing.with_seed(schema))
+
+
+def test_preview_shows_views_smaller_than_the_images_at_the_images_side(rng):
+    images = rng.integers(0, 255, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    serialized = tf.constant([tf.io.serialize_tensor(i).numpy() for i in images])
+    transform = data.Transform.direct(preprocessing.policy_config("cifar"), SIZE, view_size=SIZE // 2)
+    grid = preprocessing.preview(transform, serialized, SIZE, view_size=SIZE // 2)
+    scale = 96 // SIZE
+    assert grid.shape == (2 * SIZE * scale, 3 * SIZE * scale, 3)
+    view = grid[:SIZE * scale:scale, SIZE * scale:2 * SIZE * scale:scale]
+    np.testing.assert_array_equal(view[::2, ::2], view[1::2, 1::2])  # each view pixel shown as 2 x 2

@@ -121,3 +121,17 @@ def test_input_pipeline_draws_new_views_every_epoch(tmp_path, graphs):
     batches = [b[0].numpy() for b in ds.take(2)]
     # Same 4 images in both "epochs" (in some order), but never the same views.
     assert not any(np.allclose(batches[0][i], batches[1][j]) for i in range(4) for j in range(4))
+
+
+def test_views_smaller_than_the_images_come_from_the_graph_at_their_size(tmp_path):
+    # Pre-training on views of 8 px while the graph's deterministic path (probe, Evaluator,
+    # serving) still gives the whole image at its size.
+    transform = data.Transform.direct(preprocessing.policy_config("cifar"), SIZE, "cifar", view_size=8)
+    serialized = _serialized(_random_images(4))
+    assert data.parse_images(transform.images(serialized), SIZE).shape == (4, SIZE, SIZE, 3)
+    seeds = augment.example_seeds(tf.constant([1, 2], tf.int64), 4)
+    assert data.parse_images(transform.images(serialized, seeds), 8).shape == (4, 8, 8, 3)
+    path = str(tmp_path / "t.tfrecord.gz")
+    data_factory.write_transformed(path, _random_images(8))
+    v1, v2 = next(iter(data.pretrain_views([path], SIZE, 4, transform, seed=0, num_examples=8, view_size=8)))
+    assert v1.shape == v2.shape == (4, 8, 8, 3) and not np.allclose(v1.numpy(), v2.numpy())

@@ -230,3 +230,18 @@ def test_auto_precision_resolves_before_training_and_is_named(tmp_path, capsys):
     assert metrics["precision"] == auto_precision(config.pretrain.width)[0]
     assert f"precision auto: {metrics['precision']}" in capsys.readouterr().out
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_pretraining_on_views_smaller_than_the_images_monitors_and_exports_at_the_image_side(tmp_path):
+    from simsiam_tfx.trainer import backbones
+    config, data = tiny_config(tmp_path, "fp32")
+    config.pretrain.view_size, config.pretrain.knn_k = 8, 5
+    labelled = str(tmp_path / "labelled.tfrecord.gz")
+    data_factory.write_random_transformed(labelled, 20, 16, seed=1)
+    simsiam, metrics = pretrain(config, PretrainData([data], in_process(config), [labelled], [labelled], 10),
+                                log_dir=str(tmp_path / "tb"))
+    assert simsiam.encoder.input_shape == (None, None, None, 3)  # trained on 8 px views
+    assert metrics["history"][0]["knn_accuracy"] is not None  # the monitor saw the 16 px images
+    exported = backbones.with_input_size(simsiam.encoder, 16)
+    images = tf.random.stateless_uniform((2, 16, 16, 3), (0, 1))
+    np.testing.assert_array_equal(exported(images).numpy(), simsiam.encoder(images).numpy())
