@@ -73,8 +73,7 @@ FLAGS = (
          path=True, data=True, metavar="FILE"),
     Flag("augment", ("pretrain.augment",), "augmentation preset (default: strong-colour for shapes, mild for digits, "
          "cifar for CIFAR-size and imagenet above for photos)", choices=AUGMENT_PRESETS),
-    Flag("epochs", ("pretrain.epochs",), "pre-training epochs (default: 50 on views smaller than the images, else "
-         "30)", type=int),
+    Flag("epochs", ("pretrain.epochs",), f"pre-training epochs (default: {_default('pretrain.epochs')})", type=int),
     Flag("time-budget", ("pretrain.time_budget",), "wall-clock budget of pre-training (90s, 10m, 2h): the epoch "
          "count is chosen from the throughput measured on the first steps so the whole schedule ends inside it "
          "(instead of --epochs)", metavar="DURATION"),
@@ -83,7 +82,7 @@ FLAGS = (
     Flag("backbone", ("pretrain.backbone",), f"encoder (default: {_default('pretrain.backbone')})",
          choices=BACKBONES),
     Flag("view-size", ("pretrain.view_size",), "side of the views pre-training trains on, in pixels; the encoder "
-         "is still probed and served at --image-size (default: 16 for images up to 32 px, else the image side)",
+         "is still probed and served at --image-size (default: the image side)",
          type=int),
     Flag("width", ("pretrain.width",), f"channels of the first ResNet stage (default: {_default('pretrain.width')})",
          type=int),

@@ -32,19 +32,6 @@ def is_cifar_size(image_size: int) -> bool:
     return image_size <= CIFAR_SIZE_MAX
 
 
-def default_view_size(image_size: int) -> int:
-    """16 px views for images up to 32 px: a step at 16 px costs well under half of one at 32, and
-    the extra epochs won over full-size views in the study (docs/benchmarks.md, "Views at 16 px");
-    larger images were not measured and keep views of their own size."""
-    return min(image_size, 16) if image_size <= 32 else image_size
-
-
-def default_epochs(image_size: int, view_size: int) -> int:
-    """30 on views of the image's size; 50 on smaller views, in a little less pre-training time
-    (docs/benchmarks.md, "Views at 16 px")."""
-    return 50 if view_size < image_size else 30
-
-
 def default_proj_dim(backbone: str, width: int) -> int:
     """Projection / prediction dimension d: the paper's 2048 for ResNet-50, 16 x width for ResNet-18."""
     return 2048 if backbone == "resnet50" else 16 * width
@@ -164,12 +151,10 @@ class PretrainConfig:
     # draws them, trainer/augment.py). None picks the data's default: see PipelineConfig.augment_policy.
     augment: Optional[str] = None
     width: int = 16  # channels of the first stage; 64 is the standard ResNet-18
-    # None: `default_epochs` (more where the views are smaller than the images, at about the same
-    # pre-training time).
-    epochs: Optional[int] = None
-    # Side of the views pre-training trains on (the random-resized crop's output). The encoder is
-    # fully convolutional, so it is exported, probed and served at the image side. None:
-    # `default_view_size`.
+    epochs: int = 30
+    # Side of the views pre-training trains on (the random-resized crop's output); None: the image
+    # side. The encoder is fully convolutional, so it is exported, probed and served at the image
+    # side whatever this is (docs/benchmarks.md, "Views at 16 px", has what smaller views gave).
     view_size: Optional[int] = None
     # Small batches give a short CPU run more updates.
     batch_size: int = 64
@@ -206,14 +191,11 @@ class PretrainConfig:
     time_budget: Optional[str] = None
 
     def resolved(self, image_size: int) -> "PretrainConfig":
-        """A copy with every `None` replaced by the paper's value for this image size (or ours,
-        where a measurement chose it: docs/benchmarks.md)."""
+        """A copy with every `None` replaced by the paper's value for this image size."""
         small = is_cifar_size(image_size)
-        view_size = self.view_size or default_view_size(image_size)
         return dataclasses.replace(
             self,
-            view_size=view_size,
-            epochs=self.epochs or default_epochs(image_size, view_size),
+            view_size=self.view_size or image_size,
             proj_dim=self.proj_dim or default_proj_dim(self.backbone, self.width),
             base_lr=self.base_lr if self.base_lr is not None else (0.5 if small else 0.05),
             weight_decay=self.weight_decay if self.weight_decay is not None else (1e-3 if small else 1e-4),
@@ -315,8 +297,7 @@ class PipelineConfig:
                 "pretrain.augment")
         require(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}",
                 "pretrain.backbone")
-        require(p.warmup_epochs < p.resolved(d.image_size).epochs or p.time_budget is not None,
-                "warm-up must be shorter than training")
+        require(p.warmup_epochs < p.epochs or p.time_budget is not None, "warm-up must be shorter than training")
         if p.time_budget is not None:
             duration_seconds(p.time_budget)
         require(p.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}")
