@@ -215,7 +215,7 @@ def main(argv=None) -> dict:
                   "warmup_epochs", "final_lr_fraction", "precision"):
         value = getattr(defaults, field)
         kind = type(value) if value is not None else float
-        kind = int if field in ("proj_dim", "epochs", "view_size") else kind
+        kind = int if field in ("proj_dim", "view_size") else kind
         parser.add_argument("--" + field.replace("_", "-"), type=kind, default=value)
     args = parser.parse_args(argv)
     p = dataclasses.replace(defaults, **{f: getattr(args, f) for f in (
