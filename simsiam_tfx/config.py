@@ -86,6 +86,7 @@ NUMERIC_RANGES: dict[str, Range] = {
     "pretrain.seed": _SEEDS,
     "pretrain.knn_k": Range(0, 100_000),  # 0: no kNN monitor
     "pretrain.knn_temperature": Range(0, 100, open_low=True),
+    "pretrain.knn_every": Range(1, 100_000),
     "probe.l2": Range(0, 1e6),
     "probe.batch_size": Range(1, 65_536),
     "probe.supervised_epochs": Range(0, 100_000),
@@ -178,9 +179,12 @@ class PretrainConfig:
     # bf16 where the hardware computes it natively, else fp32 (docs/benchmarks.md, "Precision", has the
     # study).
     precision: str = "auto"
-    # kNN monitor each epoch on (eval vs probe_train); 0 disables it.
+    # kNN monitor (eval vs probe_train) with k neighbours; 0 disables it.
     knn_k: int = 200
     knn_temperature: float = 0.1
+    # ... every this many epochs, and after the last. It only reads the encoder, so the cadence
+    # changes the run's time, never its encoder; each pass embeds every probe_train and eval image.
+    knn_every: int = 5
     fail_on_collapse: bool = False
     # Retraining policy: False = every retraining starts from a fresh initialisation; True = from the
     # encoder of the model being served (components/warm_start.py), when there is one.

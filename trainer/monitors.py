@@ -1,4 +1,4 @@
-"""Training monitors: kNN accuracy of the features and collapse detection, once per epoch; the
+"""Training monitors: collapse detection every epoch, kNN accuracy of the features every few; the
 progress bars. (The run report's TensorBoard images and projector: tensorboard_export.py.)"""
 from __future__ import annotations
 
@@ -47,6 +47,11 @@ def labelled(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     """Only the examples with a class: an UNLABELLED (-1) example is no class of its own."""
     keep = np.asarray(labels) != UNLABELLED
     return features[keep], np.asarray(labels)[keep]
+
+
+def knn_due(epoch: int, every: int, epochs: int | None) -> bool:
+    """Whether the kNN monitor runs after `epoch` (1-based): every `every` epochs and after the last."""
+    return epoch % every == 0 or epoch == epochs
 
 
 def healthy_z_std(dim: int) -> float:
@@ -107,25 +112,27 @@ def extract_features(encoder: keras.Model, dataset: tf.data.Dataset, desc: Optio
 
 
 class EpochMonitor(keras.callbacks.Callback):
-    """Logs loss, learning rate, z-std (and its healthy value) and kNN accuracy every epoch.
+    """Logs loss, learning rate and z-std (and its healthy value) every epoch, and kNN accuracy on
+    the epochs `knn_due` names (`knn_every`).
 
     Values go to TensorBoard (`log_dir`) and to `history`, a list of per-epoch dicts.
     """
 
     def __init__(self, log_dir: str, dim: int, knn_data: Optional[tuple[tf.data.Dataset, tf.data.Dataset]],
                  knn_k: int, knn_temperature: float, num_classes: int,
-                 learning_rate: Callable[[], float]):
+                 learning_rate: Callable[[], float], knn_every: int = 1):
         super().__init__()
         self.writer = tf.summary.create_file_writer(log_dir)
         self.dim, self.knn_data, self.knn_k, self.knn_temperature = dim, knn_data, knn_k, knn_temperature
-        self.num_classes, self.learning_rate = num_classes, learning_rate
+        self.num_classes, self.learning_rate, self.knn_every = num_classes, learning_rate, knn_every
         self.history: list[dict] = []
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         row = {"epoch": epoch + 1, "loss": float(logs["loss"]), "z_std": float(logs["z_std"]),
                "learning_rate": float(self.learning_rate())}
-        if self.knn_data is not None and self.knn_k > 0:
+        if self.knn_data is not None and self.knn_k > 0 and knn_due(epoch + 1, self.knn_every,
+                                                                    (self.params or {}).get("epochs")):
             train_x, train_y = extract_features(self.model.encoder, self.knn_data[0])
             test_x, test_y = extract_features(self.model.encoder, self.knn_data[1])
             row["knn_accuracy"] = knn_accuracy(train_x, train_y, test_x, test_y, self.knn_k,

@@ -127,15 +127,17 @@ class _EncoderSnapshot(keras.callbacks.Callback):
 
     Under MultiWorkerMirroredStrategy each replica keeps its own BatchNorm moving averages and a
     read outside the train step averages them, an all-reduce every worker must join. So every
-    worker reads them here, together, at the end of each epoch, and the chief runs the kNN
-    monitor on its own copy (`copy`; None on the other workers) without the other workers.
+    worker reads them here, together, at the end of each epoch the monitor runs kNN, and the chief
+    runs the kNN monitor on its own copy (`copy`; None on the other workers) without the others.
     """
 
-    def __init__(self, copy: keras.Model | None):
+    def __init__(self, copy: keras.Model | None, knn_every: int):
         super().__init__()
-        self.copy = copy
+        self.copy, self.knn_every = copy, knn_every
 
     def on_epoch_end(self, epoch, logs=None):
+        if not monitors.knn_due(epoch + 1, self.knn_every, self.params["epochs"]):
+            return
         weights = self.model.encoder.get_weights()
         if self.copy is not None:
             self.copy.set_weights(weights)
@@ -307,11 +309,13 @@ def auto_precision(width: int, cpu_flags: set[str] | None = None, gpus=None) -> 
 
 
 def choose_epochs(budget_s: float, spent_s: float, images_per_second: float, images_per_epoch: int,
-                  epoch_overhead_s: float) -> int:
+                  knn_pass_s: float, knn_every: int = 1) -> int:
     """How many whole epochs fit in what is left of the budget (the cosine schedule then ends
-    inside it): each epoch trains `images_per_epoch` and pays the monitor's overhead."""
-    per_epoch = images_per_epoch / images_per_second + epoch_overhead_s
-    return int(max(0.0, budget_s - spent_s) // per_epoch)
+    inside it): each epoch trains `images_per_epoch`; every `knn_every` epochs and after the last
+    the kNN monitor takes `knn_pass_s`."""
+    left = max(0.0, budget_s - spent_s - knn_pass_s)  # the pass after the last epoch
+    per_epoch = images_per_epoch / images_per_second + knn_pass_s / knn_every
+    return int(left // per_epoch)
 
 
 class _StepTimes(keras.callbacks.Callback):
@@ -358,7 +362,7 @@ def _fit_to_budget(run: _Run, inputs: PretrainData, checkpoint_dir: str | None, 
         images_per_second, knn_seconds = _measure(run, inputs)
         images_per_epoch = run.steps_per_epoch * run.batch_size
         spent = time.perf_counter() - started
-        epochs = choose_epochs(budget_s, spent, images_per_second, images_per_epoch, knn_seconds)
+        epochs = choose_epochs(budget_s, spent, images_per_second, images_per_epoch, knn_seconds, p.knn_every)
         per_epoch = images_per_epoch / images_per_second + knn_seconds
         if epochs < 1:
             raise ConfigError(f"--time-budget {p.time_budget} is too small for one epoch of pre-training: one takes "
@@ -366,7 +370,7 @@ def _fit_to_budget(run: _Run, inputs: PretrainData, checkpoint_dir: str | None, 
                               f"images an epoch{f', kNN monitor {knn_seconds:.0f} s' if knn_seconds else ''}) and "
                               f"{spent:.0f} s went into setting up and measuring")
         decision = {"budget": p.time_budget, "budget_seconds": budget_s, "epochs": epochs,
-                    "images_per_second": images_per_second, "knn_seconds_per_epoch": knn_seconds,
+                    "images_per_second": images_per_second, "knn_seconds_per_epoch": knn_seconds / p.knn_every,
                     "seconds_before_training": spent}
         if saved and distribute.is_chief():
             tf.io.gfile.makedirs(checkpoint_dir)
@@ -380,16 +384,18 @@ def _fit_to_budget(run: _Run, inputs: PretrainData, checkpoint_dir: str | None, 
 
 def more_time_verdict(history: list[dict], seconds: float) -> dict | None:
     """Whether the run's kNN curve was still rising at its end: its rise over the last quarter of
-    the epochs (a least-squares line through them, so one noisy epoch does not decide), and a
-    suggested pre-training budget. None without a kNN curve of at least 4 epochs."""
+    the epochs (a least-squares line through the kNN points there and the one before, so one noisy
+    point does not decide, whatever the monitor's cadence), and a suggested pre-training budget.
+    None without at least 3 kNN points and 4 epochs."""
     import numpy as np
-    curve = [row["knn_accuracy"] for row in history if row.get("knn_accuracy") is not None]
-    if len(curve) < 4:
+    points = [(row["epoch"], row["knn_accuracy"]) for row in history if row.get("knn_accuracy") is not None]
+    if len(points) < 3 or not history or history[-1]["epoch"] < 4:
         return None
-    quarter = max(2, len(curve) // 4)
-    tail = np.asarray(curve[-quarter:], dtype=float)
-    slope = float(np.polyfit(np.arange(quarter), tail, 1)[0])
-    rise = slope * quarter
+    last = history[-1]["epoch"]
+    quarter = max(2, last // 4)
+    first = max((i for i, (epoch, _) in enumerate(points) if epoch <= last - quarter), default=0)
+    epochs, accuracies = np.asarray(points[first:], dtype=float).T
+    rise = float(np.polyfit(epochs, accuracies, 1)[0]) * quarter
     rising = rise >= RISING
     return {"knn_rise_last_quarter": rise, "last_quarter_epochs": quarter, "still_rising": rising,
             "suggested_budget_seconds": round(2 * seconds) if rising else None}
@@ -408,11 +414,11 @@ def _monitor(run: _Run, inputs: PretrainData, log_dir: str, learning_rate) -> tu
     if knn and distribute.num_workers() > 1:
         # Every worker joins the weight snapshot; the chief runs kNN on its copy.
         copy = None if run.scratch else backbones.build_encoder(p.backbone, run.image_size, p.width)
-        callbacks.append(_EncoderSnapshot(copy))
+        callbacks.append(_EncoderSnapshot(copy, p.knn_every))
     args = (os.path.join(run.scratch, "tensorboard") if run.scratch else log_dir, p.proj_dim, knn_data, p.knn_k,
             p.knn_temperature, inputs.num_classes)
-    monitor = (_CopyMonitor(copy, *args, learning_rate=learning_rate) if copy is not None
-               else monitors.EpochMonitor(*args, learning_rate=learning_rate))
+    kwargs = {"learning_rate": learning_rate, "knn_every": p.knn_every}
+    monitor = (_CopyMonitor(copy, *args, **kwargs) if copy is not None else monitors.EpochMonitor(*args, **kwargs))
     return callbacks + [monitor], monitor
 
 

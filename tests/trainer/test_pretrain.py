@@ -150,12 +150,15 @@ def test_warm_start_begins_from_the_given_encoder_weights(tmp_path):
     assert not np.array_equal(fresh.encoder.trainable_weights[0].numpy(), served.trainable_weights[0].numpy())
 
 
-@pytest.mark.parametrize("budget_s, spent_s, ips, per_epoch, overhead, expected", [
-    (600, 20, 300, 3000, 2, 48),  # (600 - 20) // (10 + 2)
-    (600, 0, 100, 3000, 0, 20), (60, 59, 1000, 1000, 0, 1), (60, 61, 1000, 1000, 0, 0), (10, 0, 10, 1000, 0, 0)])
-def test_the_epochs_of_a_time_budget_fit_what_is_left_of_it(budget_s, spent_s, ips, per_epoch, overhead, expected):
+@pytest.mark.parametrize("budget_s, spent_s, ips, per_epoch, knn_pass, knn_every, expected", [
+    (600, 20, 300, 3000, 2, 1, 48),  # (600 - 20 - 2) // (10 + 2)
+    (600, 20, 300, 3000, 2, 5, 55),  # (600 - 20 - 2) // (10 + 2 / 5): a pass every 5 epochs and after the last
+    (600, 0, 100, 3000, 0, 1, 20), (60, 59, 1000, 1000, 0, 1, 1), (60, 61, 1000, 1000, 0, 1, 0),
+    (10, 0, 10, 1000, 0, 1, 0)])
+def test_the_epochs_of_a_time_budget_fit_what_is_left_of_it(budget_s, spent_s, ips, per_epoch, knn_pass, knn_every,
+                                                            expected):
     from simsiam_tfx.trainer.pretrain import choose_epochs
-    assert choose_epochs(budget_s, spent_s, ips, per_epoch, overhead) == expected
+    assert choose_epochs(budget_s, spent_s, ips, per_epoch, knn_pass, knn_every) == expected
 
 
 def test_a_time_budget_chooses_the_epochs_from_measured_throughput_and_a_resumed_run_keeps_them(tmp_path, capsys,
@@ -196,13 +199,23 @@ def test_a_time_budget_too_small_for_one_epoch_is_one_line(tmp_path, monkeypatch
         pretrain(config, PretrainData([data], in_process(config), num_classes=10), log_dir=str(tmp_path / "tb"))
 
 
-@pytest.mark.parametrize("curve, rising", [
-    ([0.1 + 0.01 * i for i in range(12)], True), ([0.3] * 12, False), ([0.1, 0.2, 0.3, 0.3, 0.31, 0.3, 0.3, 0.3], False),
-    ([0.1, 0.3, 0.2], None)])
-def test_whether_more_time_would_pay_follows_the_end_of_the_knn_curve(curve, rising):
+def _sparse(values_by_epoch: dict[int, float], epochs: int) -> list[dict]:
+    """A history of `epochs` rows with kNN accuracy on the epochs given only (the monitor's cadence)."""
+    return [{"epoch": e, "knn_accuracy": values_by_epoch.get(e)} for e in range(1, epochs + 1)]
+
+
+@pytest.mark.parametrize("history, rising", [
+    (_sparse({e: 0.1 + 0.01 * e for e in range(1, 13)}, 12), True), (_sparse({e: 0.3 for e in range(1, 13)}, 12), False),
+    (_sparse(dict(enumerate([0.1, 0.2, 0.3, 0.3, 0.31, 0.3, 0.3, 0.3], 1)), 8), False),
+    (_sparse({1: 0.1, 2: 0.3, 3: 0.2}, 3), None),
+    # Every 5 epochs and the last, as the default cadence: rising only at the end, or flat at the end.
+    (_sparse({5: 0.1, 10: 0.2, 15: 0.25, 20: 0.26, 25: 0.27, 30: 0.3, 35: 0.34, 38: 0.36}, 38), True),
+    (_sparse({5: 0.1, 10: 0.2, 15: 0.25, 20: 0.3, 25: 0.34, 30: 0.35, 35: 0.35, 38: 0.35}, 38), False),
+    (_sparse({5: 0.1, 8: 0.2}, 8), None)])  # two points: too few to say
+def test_whether_more_time_would_pay_follows_the_end_of_the_knn_curve(history, rising):
     from simsiam_tfx.pipeline.summary import more_time_line
     from simsiam_tfx.trainer.pretrain import more_time_verdict
-    verdict = more_time_verdict([{"knn_accuracy": v} for v in curve], seconds=300)
+    verdict = more_time_verdict(history, seconds=300)
     if rising is None:  # too short a curve to say
         assert verdict is None and more_time_line(verdict, 300) is None
         return
@@ -245,3 +258,22 @@ def test_pretraining_on_views_smaller_than_the_images_monitors_and_exports_at_th
     exported = backbones.with_input_size(simsiam.encoder, 16)
     images = tf.random.stateless_uniform((2, 16, 16, 3), (0, 1))
     np.testing.assert_array_equal(exported(images).numpy(), simsiam.encoder(images).numpy())
+
+
+def test_the_knn_monitor_runs_at_its_cadence_and_after_the_last_epoch_and_never_changes_the_encoder(tmp_path):
+    config, data = tiny_config(tmp_path, "fp32")
+    config.pretrain.epochs, config.pretrain.knn_k = 5, 5
+    labelled = str(tmp_path / "labelled.tfrecord.gz")
+    data_factory.write_random_transformed(labelled, 20, 16, seed=1)
+    trained = {}
+    for every in (1, 2):
+        config.pretrain.knn_every = every
+        keras.utils.set_random_seed(7)
+        simsiam, metrics = pretrain(config, PretrainData([data], in_process(config), [labelled], [labelled], 10),
+                                    log_dir=str(tmp_path / f"tb{every}"))
+        trained[every] = [w.numpy() for w in simsiam.encoder.weights]
+        monitored = [row["epoch"] for row in metrics["history"] if row.get("knn_accuracy") is not None]
+        assert monitored == ([1, 2, 3, 4, 5] if every == 1 else [2, 4, 5])
+        assert len(metrics["history"]) == 5 and metrics["knn_accuracy"] is not None
+    for a, b in zip(trained[1], trained[2]):
+        np.testing.assert_array_equal(a, b)
