@@ -10,8 +10,9 @@ Each run reports three accuracies of the same linear probe (trainer/probe.py):
                    choose a lever by (the eval split is never used for a choice);
   eval_accuracy    fitted on all of probe_train, measured on eval: reported after choosing;
   gain             eval_accuracy minus the same probe on a random-init encoder (seeded per run).
-Pre-training uses the pipeline's recipe (`PretrainConfig.resolved`) and the data set's default
-augmentation preset unless a flag overrides it. `--epochs` gives a load-independent comparison
+Pre-training uses the pipeline's recipe for the data set (`PretrainConfig.resolved` with
+registries.EMBEDDED_DATASETS: augmentation, view side, epochs; textures takes shapes') unless a flag
+overrides it. `--epochs` gives a load-independent comparison
 (a wall-clock budget is the pipeline's `--time-budget`, not offered here yet).
 
 Data sets: `shapes` and `digits` are the pipeline's embedded sets at the pipeline's split sizes;
@@ -38,6 +39,7 @@ import tf_keras as keras
 from simsiam_tfx.components import embedded, shapes
 from simsiam_tfx.components.preprocessing import policy_config
 from simsiam_tfx.config import DataConfig, PretrainConfig
+from simsiam_tfx.registries import EMBEDDED_DATASETS
 from simsiam_tfx.trainer import augment, backbones, data, probe, schedules
 from simsiam_tfx.trainer.pretrain import PRECISION_POLICIES, auto_precision, build_simsiam
 
@@ -124,9 +126,10 @@ def probe_scores(encoder, splits, classes: int, l2: float) -> dict:
     return {"select_accuracy": select.eval_accuracy, "eval_accuracy": full.eval_accuracy}
 
 
-def augment_preset(dataset: str) -> str:
-    # The pipeline's defaults (DataConfig.augment_preset); textures' colours carry no class either.
-    return "mild" if dataset == "digits" else "strong-colour"
+def recipe(dataset: str) -> dict:
+    """The pipeline's recipe of an embedded data set (registries.EMBEDDED_DATASETS); textures, whose
+    colours carry no class either, is measured with shapes' recipe."""
+    return EMBEDDED_DATASETS.get(dataset, EMBEDDED_DATASETS["shapes"])
 
 
 def policy_with(name: str, overrides: dict | None) -> augment.AugmentConfig:
@@ -148,10 +151,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 def run_one(dataset: str, seed: int, p: PretrainConfig, image_size: int, augment_name: str | None,
             per_split=None, l2: float = 1e-4, overrides: dict | None = None) -> dict:
     splits, classes = load(dataset, image_size, per_split)
-    p = p.resolved(image_size)
+    p = p.resolved(image_size, recipe(dataset))
     if p.precision == "auto":
         p = dataclasses.replace(p, precision=auto_precision(p.width)[0])
-    policy = augment_name or augment_preset(dataset)
+    policy = augment_name or recipe(dataset)["augment"]
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[p.precision])
     try:
         keras.utils.set_random_seed(seed)
@@ -215,7 +218,7 @@ def main(argv=None) -> dict:
                   "warmup_epochs", "final_lr_fraction", "precision"):
         value = getattr(defaults, field)
         kind = type(value) if value is not None else float
-        kind = int if field in ("proj_dim", "view_size") else kind
+        kind = int if field in ("proj_dim", "view_size", "epochs") else kind
         parser.add_argument("--" + field.replace("_", "-"), type=kind, default=value)
     args = parser.parse_args(argv)
     p = dataclasses.replace(defaults, **{f: getattr(args, f) for f in (

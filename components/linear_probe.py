@@ -28,7 +28,7 @@ def run_fn(fn_args) -> None:
 
     settings = trainer_config.read(fn_args.custom_config)
     config, num_classes = settings.config, settings.num_classes
-    size, p = config.data.image_size, config.pretrain.resolved(config.data.image_size)
+    size, p = config.data.image_size, config.pretrain_settings()
     # The materialised images: the Transform graph's deterministic path, as served.
     train_ds = data.labelled_images(fn_args.train_files, size, config.probe.batch_size)
     eval_ds = data.labelled_images(fn_args.eval_files, size, config.probe.batch_size)

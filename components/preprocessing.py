@@ -54,7 +54,7 @@ def custom_config(config: PipelineConfig) -> dict:
 
 
 def _view_size(config: PipelineConfig) -> int:
-    return config.pretrain.resolved(config.data.image_size).view_size
+    return config.pretrain_settings().view_size
 
 
 def policy(custom: dict) -> dict:

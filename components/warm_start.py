@@ -49,7 +49,7 @@ def decide(config: PipelineConfig) -> tuple[dict[str, Any], list | None]:
     import tf_keras as keras
 
     from simsiam_tfx.trainer import backbones
-    p = config.pretrain.resolved(config.data.image_size)
+    p = config.pretrain_settings()
     served = keras.models.load_model(encoder_uri, compile=False)
     fresh = backbones.build_encoder(p.backbone, config.data.image_size, p.width)
     weights = served.get_weights()

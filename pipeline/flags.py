@@ -10,7 +10,9 @@ import re
 import sys
 from typing import Any, Optional
 
-from simsiam_tfx.config import AUGMENT_PRESETS, BACKBONES, DATASETS, PRECISIONS, ConfigError, PipelineConfig
+from simsiam_tfx.config import (AUGMENT_PRESETS, BACKBONES, DATASETS, DEFAULT_EPOCHS, PRECISIONS, ConfigError,
+                                PipelineConfig)
+from simsiam_tfx.registries import EMBEDDED_DATASETS
 from simsiam_tfx.files import is_remote
 
 _DEFAULTS = PipelineConfig()
@@ -31,6 +33,11 @@ class Flag:
     @property
     def dest(self) -> str:
         return self.name.replace("-", "_")
+
+
+def _by_data(key: str, show, photos: str) -> str:
+    """The default the data's recipe gives (registries.EMBEDDED_DATASETS), in words."""
+    return ", ".join(f"{show(recipe[key])} for {name}" for name, recipe in EMBEDDED_DATASETS.items()) + f", {photos}"
 
 
 def _default(field: str) -> Any:
@@ -71,9 +78,10 @@ FLAGS = (
          f"(default: {_default('data.eval_fraction')})", type=float, data=True),
     Flag("schema", ("data.schema",), "curated schema.pbtxt (ImportSchemaGen); anomalies against it stop the run",
          path=True, data=True, metavar="FILE"),
-    Flag("augment", ("pretrain.augment",), "augmentation preset (default: strong-colour for shapes, mild for digits, "
-         "cifar for CIFAR-size and imagenet above for photos)", choices=AUGMENT_PRESETS),
-    Flag("epochs", ("pretrain.epochs",), f"pre-training epochs (default: {_default('pretrain.epochs')})", type=int),
+    Flag("augment", ("pretrain.augment",), "augmentation preset (default: "
+         f"{_by_data('augment', str, 'cifar for CIFAR-size and imagenet above for photos')})", choices=AUGMENT_PRESETS),
+    Flag("epochs", ("pretrain.epochs",), "pre-training epochs (default: "
+         f"{_by_data('epochs', str, f'{DEFAULT_EPOCHS} for photos')})", type=int),
     Flag("time-budget", ("pretrain.time_budget",), "wall-clock budget of pre-training (90s, 10m, 2h): the epoch "
          "count is chosen from the throughput measured on the first steps so the whole schedule ends inside it "
          "(instead of --epochs)", metavar="DURATION"),
@@ -82,7 +90,8 @@ FLAGS = (
     Flag("backbone", ("pretrain.backbone",), f"encoder (default: {_default('pretrain.backbone')})",
          choices=BACKBONES),
     Flag("view-size", ("pretrain.view_size",), "side of the views pre-training trains on, in pixels; the encoder "
-         "is still probed and served at --image-size (default: the image side)",
+         "is still probed and served at --image-size (default: "
+         f"{_by_data('view_fraction', lambda f: f'{f:g} x the image side', 'the image side for photos')})",
          type=int),
     Flag("width", ("pretrain.width",), f"channels of the first ResNet stage (default: {_default('pretrain.width')})",
          type=int),

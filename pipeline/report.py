@@ -84,7 +84,7 @@ def build(output_dir: str, pipeline_name: str, summary: Optional[dict] = None) -
     reference = _labelled(run.transformed, "probe_train", size, MAX_REFERENCE)
     queries = _labelled(run.transformed, "eval", size, MAX_EVAL)
     views, policy = _augmentation_preview(queries[0][:NUM_PREVIEW], run.transform_graph,
-                                          run.config.pretrain.resolved(size).view_size)
+                                          run.config.pretrain_settings().view_size)
     figures["augmentations"] = _save(_views_figure(queries[0][:NUM_PREVIEW], views, policy["name"]), out,
                                      "augmentations.png")
 
@@ -194,7 +194,7 @@ def _load_encoder(path: Optional[str]):
 
 def _random_encoder(config: PipelineConfig):
     from simsiam_tfx.trainer import probe
-    p = config.pretrain.resolved(config.data.image_size)
+    p = config.pretrain_settings()
     return probe.random_init_encoder(p.backbone, p.width, config.data.image_size)
 
 

@@ -25,6 +25,7 @@ DATASETS = (*EMBEDDED_DATASETS, *TFDS_DATASETS)
 BACKBONES = tuple(BACKBONE_ARCHS)
 PRECISIONS = (*PRECISION_POLICIES, AUTO_PRECISION)
 AUGMENT_PRESETS = tuple(AUGMENT_POLICIES)
+DEFAULT_EPOCHS = 30  # pre-training epochs for data without a recipe of its own (registries.EMBEDDED_DATASETS)
 CIFAR_SIZE_MAX = 96  # images up to this side get the paper's CIFAR recipe, larger ones ImageNet's
 
 
@@ -152,10 +153,12 @@ class PretrainConfig:
     # draws them, trainer/augment.py). None picks the data's default: see PipelineConfig.augment_policy.
     augment: Optional[str] = None
     width: int = 16  # channels of the first stage; 64 is the standard ResNet-18
-    epochs: int = 30
-    # Side of the views pre-training trains on (the random-resized crop's output); None: the image
-    # side. The encoder is fully convolutional, so it is exported, probed and served at the image
-    # side whatever this is (docs/benchmarks.md, "Views at 16 px", has what smaller views gave).
+    # None: the data's recipe (an embedded data set's own, else DEFAULT_EPOCHS): see `resolved`.
+    epochs: Optional[int] = None
+    # Side of the views pre-training trains on (the random-resized crop's output); None: the data's
+    # recipe (an embedded data set's own fraction of the image side, else the image side). The
+    # encoder is fully convolutional, so it is exported, probed and served at the image side
+    # whatever this is.
     view_size: Optional[int] = None
     # Small batches give a short CPU run more updates.
     batch_size: int = 64
@@ -194,12 +197,15 @@ class PretrainConfig:
     # ignored). None: `epochs` as given.
     time_budget: Optional[str] = None
 
-    def resolved(self, image_size: int) -> "PretrainConfig":
-        """A copy with every `None` replaced by the paper's value for this image size."""
+    def resolved(self, image_size: int, recipe: dict | None = None) -> "PretrainConfig":
+        """A copy with every `None` replaced: by the data's `recipe` (PipelineConfig.data_recipe)
+        where it has a value, else by the paper's value for this image size."""
         small = is_cifar_size(image_size)
+        recipe = recipe or {}
         return dataclasses.replace(
             self,
-            view_size=self.view_size or image_size,
+            epochs=self.epochs or recipe.get("epochs", DEFAULT_EPOCHS),
+            view_size=self.view_size or max(8, round(image_size * recipe.get("view_fraction", 1.0))),
             proj_dim=self.proj_dim or default_proj_dim(self.backbone, self.width),
             base_lr=self.base_lr if self.base_lr is not None else (0.5 if small else 0.05),
             weight_decay=self.weight_decay if self.weight_decay is not None else (1e-3 if small else 1e-4),
@@ -274,16 +280,24 @@ class PipelineConfig:
         return os.path.join(self.output_dir, contract.RUN_SUMMARY_FILE)
 
     # ---- validation and (de)serialisation -------------------------------------------------
-    def augment_policy(self) -> str:
-        """The augmentation policy's name: pretrain.augment, else the data's default: an embedded data
-        set's own (registries.EMBEDDED_DATASETS), the paper's policies for photos ("cifar" for
-        CIFAR-size, "imagenet" above)."""
+    def data_recipe(self) -> dict:
+        """The pre-training recipe of the data pre-trained on: an embedded data set's own
+        (registries.EMBEDDED_DATASETS); {} for photos (folders, TFRecords, TFDS)."""
         d = self.data
+        if d.pretrain_images or d.images or d.tfrecords or d.dataset in TFDS_DATASETS:
+            return {}
+        return EMBEDDED_DATASETS[d.dataset]
+
+    def pretrain_settings(self) -> PretrainConfig:
+        """Pre-training's settings with every default filled in for this data (PretrainConfig.resolved)."""
+        return self.pretrain.resolved(self.data.image_size, self.data_recipe())
+
+    def augment_policy(self) -> str:
+        """The augmentation policy's name: pretrain.augment, else the data's recipe's, else the paper's
+        policies for photos ("cifar" for CIFAR-size, "imagenet" above)."""
         if self.pretrain.augment:
             return self.pretrain.augment
-        if d.pretrain_images or d.images or d.tfrecords or d.dataset in TFDS_DATASETS:
-            return "cifar" if is_cifar_size(d.image_size) else "imagenet"
-        return EMBEDDED_DATASETS[d.dataset]
+        return self.data_recipe().get("augment") or ("cifar" if is_cifar_size(self.data.image_size) else "imagenet")
 
     def validate(self) -> "PipelineConfig":
         check_types(self)
@@ -301,7 +315,8 @@ class PipelineConfig:
                 "pretrain.augment")
         require(p.backbone in BACKBONES, f"unknown backbone {p.backbone!r}; choose one of {', '.join(BACKBONES)}",
                 "pretrain.backbone")
-        require(p.warmup_epochs < p.epochs or p.time_budget is not None, "warm-up must be shorter than training")
+        require(p.warmup_epochs < self.pretrain_settings().epochs or p.time_budget is not None,
+                "warm-up must be shorter than training")
         if p.time_budget is not None:
             duration_seconds(p.time_budget)
         require(p.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}")

@@ -37,9 +37,16 @@ BACKBONE_ARCHS: dict[str, tuple[str, tuple[int, ...], bool]] = {
 PRECISION_POLICIES: dict[str, str] = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 AUTO_PRECISION = "auto"  # bf16 where the hardware computes it, else fp32 (resolved at run time)
 
-# Embedded data sets (`--dataset`), made offline by components/embedded.py: the augmentation policy
-# each is pre-trained with where --augment is not given (why: the policies' comments above).
-EMBEDDED_DATASETS: dict[str, str] = {"shapes": "strong-colour", "digits": "mild"}
+# Embedded data sets (`--dataset`), made offline by components/embedded.py, and the pre-training
+# recipe each gets where its flag is not given: the augmentation policy (why: the policies' comments
+# above), the views' side as a fraction of the image side (`--view-size`) and the epochs. At the
+# wall time of the default run before, views at half the side for 90 epochs beat the image side
+# for 48 on every seed of shapes and tied on digits (docs/benchmarks.md, "The default run's recipe").
+# Other data: the paper's policy for its size, the image side, config.DEFAULT_EPOCHS.
+EMBEDDED_DATASETS: dict[str, dict] = {
+    "shapes": {"augment": "strong-colour", "view_fraction": 0.5, "epochs": 90},
+    "digits": {"augment": "mild", "view_fraction": 0.5, "epochs": 90},
+}
 
 # TFDS data sets (`--dataset`), read through their prepared builders (components/sources.py): which
 # TFDS split feeds each pipeline split. `hash_split`: the data set has one split (tf_flowers has only

@@ -235,7 +235,7 @@ def pretrain(config: PipelineConfig, inputs: PretrainData, log_dir: str,
     Under the strategy of `distribute.strategy_from_environment()`; with several workers, every
     worker calls this, and only the chief writes into `log_dir` and `checkpoint_dir`.
     """
-    p = config.pretrain.resolved(config.data.image_size)
+    p = config.pretrain_settings()
     if p.precision == "auto":
         precision, why = auto_precision(p.width)
         print(f"[pretrain] precision auto: {precision} ({why})", flush=True)

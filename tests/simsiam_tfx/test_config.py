@@ -10,7 +10,7 @@ from simsiam_tfx.config import ConfigError, PipelineConfig, default_proj_dim, is
 
 def test_defaults_validate_and_resolve_to_the_paper_values():
     cfg = PipelineConfig().validate()
-    p = cfg.pretrain.resolved(cfg.data.image_size)
+    p = cfg.pretrain_settings()
     assert (p.base_lr, p.weight_decay, p.proj_dim) == (0.5, 1e-3, 16 * p.width)
     big = PipelineConfig().pretrain
     big.backbone = "resnet50"
@@ -50,8 +50,8 @@ def test_the_cifar_size_rule_and_the_projection_default_are_one_fact_each():
 
 @pytest.mark.parametrize("raw, message", [
     ({"enable_cache": "false"}, "enable_cache must be true or false, got 'false'"),
-    ({"pretrain": {"epochs": 1.5}}, "pretrain.epochs must be an integer, got 1.5"),
-    ({"pretrain": {"epochs": True}}, "pretrain.epochs must be an integer, got True"),
+    ({"pretrain": {"epochs": 1.5}}, "pretrain.epochs must be an integer or null, got 1.5"),
+    ({"pretrain": {"epochs": True}}, "pretrain.epochs must be an integer or null, got True"),
     ({"beam_pipeline_args": "--runner=X"}, "beam_pipeline_args must be a list of strings, got '--runner=X'"),
     ({"data": {"image_size": "32"}}, "data.image_size must be an integer, got '32'"),
     ({"data": {"shapes_per_split": [10, 10]}}, "data.shapes_per_split must be a list of 3 integers"),
@@ -91,8 +91,26 @@ def test_a_config_file_with_data_augment_still_loads():
 
 
 @pytest.mark.parametrize("image_size", [16, 32, 224])
-def test_views_default_to_the_image_side(image_size):
-    assert PipelineConfig().pretrain.resolved(image_size).view_size == image_size
+def test_views_of_photos_default_to_the_image_side_and_30_epochs(image_size):
+    for data in ({"dataset": "cifar10"}, {"images": "/photos"}, {"tfrecords": "/records"}, {"pretrain_images": "/p"}):
+        config = PipelineConfig.from_dict({"data": {**data, "image_size": image_size}})
+        p = config.pretrain_settings()
+        assert (p.view_size, p.epochs) == (image_size, 30), data
+    assert PipelineConfig().pretrain.resolved(image_size).view_size == image_size  # no recipe: the paper's
+
+
+@pytest.mark.parametrize("dataset", ["shapes", "digits"])
+@pytest.mark.parametrize("image_size", [16, 32, 64])
+def test_an_embedded_data_set_pretrains_with_its_own_recipe(dataset, image_size):
+    from simsiam_tfx.registries import EMBEDDED_DATASETS
+    config = PipelineConfig.from_dict({"data": {"dataset": dataset, "image_size": image_size}})
+    recipe, p = EMBEDDED_DATASETS[dataset], config.pretrain_settings()
+    assert p.view_size == max(8, round(image_size * recipe["view_fraction"])) < image_size
+    assert (p.epochs, config.augment_policy()) == (recipe["epochs"], recipe["augment"])
+    # A flag given wins over the recipe.
+    config.pretrain.view_size, config.pretrain.epochs, config.pretrain.augment = image_size, 7, "cifar"
+    p = config.pretrain_settings()
+    assert (p.view_size, p.epochs, config.augment_policy()) == (image_size, 7, "cifar")
 
 
 def test_a_view_size_given_is_kept_and_checked():

@@ -63,7 +63,9 @@ def test_dataset_flags_offer_their_tables():
 def test_every_embedded_data_set_is_made_and_has_a_policy():
     from simsiam_tfx.components import embedded
     assert set(embedded.MAKERS) == set(registries.EMBEDDED_DATASETS)
-    assert set(registries.EMBEDDED_DATASETS.values()) <= set(registries.AUGMENT_POLICIES)
+    assert {recipe["augment"] for recipe in registries.EMBEDDED_DATASETS.values()} <= set(registries.AUGMENT_POLICIES)
+    for recipe in registries.EMBEDDED_DATASETS.values():
+        assert set(recipe) == {"augment", "view_fraction", "epochs"} and 0 < recipe["view_fraction"] <= 1
 
 
 def test_every_tfds_data_set_feeds_every_pipeline_split():
