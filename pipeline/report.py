@@ -273,11 +273,12 @@ def _curves_figure(runs: list[tuple[int, list[dict]]], summary: dict):
               ("z_std", "z-std of ℓ2-normalised z"), ("knn_accuracy", "kNN accuracy (eval)")]
     for number, (execution_id, history) in enumerate(runs):
         latest = number == len(runs) - 1
-        epochs = [row["epoch"] for row in history]
         for ax, (key, _) in zip(axes, panels):
-            values = [row.get(key) for row in history]
-            if any(v is not None for v in values):
-                ax.plot(epochs, [np.nan if v is None else v for v in values], marker="." if len(epochs) < 30 else None,
+            # Only the epochs that have the value: kNN runs every few epochs (pretrain.knn_every).
+            points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+            if points:
+                epochs, values = zip(*points)
+                ax.plot(epochs, values, marker="." if len(epochs) < 30 else None,
                         linewidth=2 if latest else 1, alpha=1.0 if latest else 0.6,
                         label=f"run {execution_id}" + (" (this run)" if latest else ""))
     for ax, (key, title) in zip(axes, panels):

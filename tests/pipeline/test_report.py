@@ -31,6 +31,17 @@ def test_curves_show_every_run_side_by_side(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
+def test_the_knn_curve_joins_the_epochs_the_monitor_ran(tmp_path):
+    rows = history([-0.1 * i for i in range(12)])
+    for row in rows:
+        if row["epoch"] % 5 and row["epoch"] != 12:  # the monitor's cadence: every 5 epochs and the last
+            row.pop("knn_accuracy")
+    figure = report._curves_figure([(1, rows)], {})
+    [knn] = figure.axes[3].get_lines()
+    np.testing.assert_array_equal(knn.get_xdata(), [5, 10, 12])
+    [loss] = [line for line in figure.axes[0].get_lines() if len(line.get_xdata()) == 12]
+
+
 def test_nearest_neighbours_by_cosine_similarity():
     reference = np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], np.float32)
     queries = np.array([[10, 1], [0, 3]], np.float32)
