@@ -27,6 +27,7 @@ p = config.pretrain
 # kNN on: the chief evaluates it alone, which must not leave the other worker waiting in an all-reduce,
 # after epochs 2 and 3 only (its cadence): every worker skips epoch 1's encoder snapshot together.
 p.epochs, p.width, p.batch_size, p.knn_k, p.knn_every = 3, 2, 16, 5, 2
+p.view_size = 8  # the views the test's Transform graph draws
 trainer_dir = os.path.join(sys.argv[2], "SimSiamPretrain")
 serving_model_dir = os.path.join(trainer_dir, "model", "7", "Format-Serving")
 simsiam_pretrain.run_fn(types.SimpleNamespace(
@@ -65,7 +66,7 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
     data_factory.write_random_transformed(knn, 20, 16, seed=1)
     graph = str(tmp_path / "transform_graph")  # the Transform graph draws each worker's views
     trainer_data.write_transform_graph(graph, preprocessing.policy_config("strong-colour"), 16, "strong-colour",
-                                       temp_dir=str(tmp_path / "tft"))
+                                       temp_dir=str(tmp_path / "tft"), view_size=8)
     out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers, logs = [], []
