@@ -25,8 +25,8 @@ config = PipelineConfig()
 config.data.image_size = 16
 p = config.pretrain
 # kNN on: the chief evaluates it alone, which must not leave the other worker waiting in an all-reduce,
-# after epochs 2 and 3 only (its cadence): every worker skips epoch 1's encoder snapshot together.
-p.epochs, p.width, p.batch_size, p.knn_k, p.knn_every = 3, 2, 16, 5, 2
+# after epoch 2 only (its cadence): every worker skips epoch 1's encoder snapshot together.
+p.epochs, p.width, p.batch_size, p.knn_k, p.knn_every = 2, 2, 16, 5, 2
 p.view_size = 8  # the views the test's Transform graph draws
 trainer_dir = os.path.join(sys.argv[2], "SimSiamPretrain")
 serving_model_dir = os.path.join(trainer_dir, "model", "7", "Format-Serving")
@@ -113,9 +113,9 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
     assert len(metrics_files) == 1
     with open(metrics_files[0]) as f:
         metrics = json.load(f)
-    assert (metrics["replicas"], metrics["workers"], metrics["batch_size"], metrics["steps"]) == (2, 2, 16, 12)
+    assert (metrics["replicas"], metrics["workers"], metrics["batch_size"], metrics["steps"]) == (2, 2, 16, 8)
     assert math.isfinite(metrics["final_loss"]) and -1.0 <= metrics["final_loss"] <= 1.0
-    assert [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
-    assert [row["epoch"] for row in metrics["history"] if row.get("knn_accuracy") is not None] == [2, 3]
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2]
+    assert [row["epoch"] for row in metrics["history"] if row.get("knn_accuracy") is not None] == [2]
     assert 0.0 <= metrics["knn_accuracy"] <= 1.0
     assert not (trainer_dir / "checkpoints").exists() or not any((trainer_dir / "checkpoints").iterdir())
