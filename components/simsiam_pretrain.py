@@ -6,6 +6,7 @@ the SavedModel and the metrics.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,8 +27,10 @@ METRICS_FILE = contract.PRETRAIN_METRICS_FILE
 
 def checkpoint_dir_for(model_run_dir: str, config: PipelineConfig, train_files) -> str:
     """A working directory that outlives one Trainer execution: the same inputs and settings map to
-    the same folder, so an execution that crashed is resumed by the next one."""
-    key = hashlib.sha256(json.dumps([config.trainer_dict(), sorted(train_files)], sort_keys=True).encode())
+    the same folder, so an execution that crashed is resumed by the next one. The settings are
+    hashed as resolved too: a default that changed in between (a data set's recipe) is a new folder."""
+    settings = dataclasses.asdict(config.pretrain_settings())
+    key = hashlib.sha256(json.dumps([config.trainer_dict(), settings, sorted(train_files)], sort_keys=True).encode())
     component_root = os.path.dirname(os.path.dirname(model_run_dir.rstrip("/")))
     return os.path.join(component_root, "checkpoints", key.hexdigest()[:16])
 

@@ -119,3 +119,16 @@ def test_two_workers_train_one_model_and_only_the_chief_exports(tmp_path):
     assert [row["epoch"] for row in metrics["history"] if row.get("knn_accuracy") is not None] == [2]
     assert 0.0 <= metrics["knn_accuracy"] <= 1.0
     assert not (trainer_dir / "checkpoints").exists() or not any((trainer_dir / "checkpoints").iterdir())
+
+
+def test_a_changed_recipe_default_is_a_new_checkpoint_folder(monkeypatch):
+    # An execution that crashed is resumed from its folder only while the settings it trains with,
+    # defaults resolved, are the same: the recipe's epochs set the cosine schedule of the checkpoints.
+    from simsiam_tfx import registries
+    from simsiam_tfx.components.simsiam_pretrain import checkpoint_dir_for
+    from simsiam_tfx.config import PipelineConfig
+    config = PipelineConfig()
+    before = checkpoint_dir_for("/r/SimSiamPretrain/model_run/7", config, ["a.gz"])
+    assert checkpoint_dir_for("/r/SimSiamPretrain/model_run/8", config, ["a.gz"]) == before
+    monkeypatch.setitem(registries.EMBEDDED_DATASETS, "shapes", {**registries.EMBEDDED_DATASETS["shapes"], "epochs": 7})
+    assert checkpoint_dir_for("/r/SimSiamPretrain/model_run/7", config, ["a.gz"]) != before
