@@ -389,7 +389,7 @@ def more_time_verdict(history: list[dict], seconds: float) -> dict | None:
     None without at least 3 kNN points and 4 epochs."""
     import numpy as np
     points = [(row["epoch"], row["knn_accuracy"]) for row in history if row.get("knn_accuracy") is not None]
-    if len(points) < 3 or not history or history[-1]["epoch"] < 4:
+    if len(points) < 3 or history[-1]["epoch"] < 4:
         return None
     last = history[-1]["epoch"]
     quarter = max(2, last // 4)
