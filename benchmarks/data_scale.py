@@ -29,7 +29,7 @@ def _bytes_per_example(pattern: str, count: int) -> float:
 
 def run_data_stages(images: str, work: str, image_size: int, stages: int = 6) -> dict:
     # isort: off
-    from simsiam_tfx.components import sources  # first: sets the Keras mode before TensorFlow loads
+    from simsiam_tfx.components import source_plan  # first: sets the Keras mode before TensorFlow loads
     from simsiam_tfx.config import PipelineConfig
     from simsiam_tfx.pipeline.pipeline import data_stages
 
@@ -39,8 +39,8 @@ def run_data_stages(images: str, work: str, image_size: int, stages: int = 6) ->
 
     config = PipelineConfig(output_dir=work)
     config.data.images, config.data.image_size = images, image_size
-    plan = sources.plan(config.data, config.data_root)
-    input_base = sources.write_plan(plan, config.data_root)
+    plan = source_plan.plan(config.data, config.data_root)
+    input_base = source_plan.write_plan(plan, config.data_root)
     pipeline = tfx.dsl.Pipeline(
         pipeline_name="data-scale", pipeline_root=config.pipeline_root,
         components=data_stages(config, input_base).components()[:stages], enable_cache=False,

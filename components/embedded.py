@@ -2,7 +2,7 @@
 
 Each dataset is cut into the pipeline's three fixed splits and written as gzipped TFRecords of
 `tf.train.Example{image: PNG bytes, label: int64}` under `<root>/<name>-<fingerprint>/<split>/`,
-which ExampleGen reads through a sources.json plan (components/sources.py). Writing is idempotent:
+which ExampleGen reads through a sources.json plan (components/source_plan.py). Writing is idempotent:
 an existing, complete copy is reused untouched, so its file fingerprints (and TFX's cache) stay
 valid across runs.
 """

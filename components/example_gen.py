@@ -1,6 +1,6 @@
 """ExampleGen for every source: TFDS, image folders, TFRecords and the embedded data sets.
 
-A FileBasedExampleGen whose `input_base` holds a `sources.json` plan (components/sources.py) and
+A FileBasedExampleGen whose `input_base` holds a `sources.json` plan (components/source_plan.py) and
 whose Beam executor streams each source, checks every image (components/image_check.py), and
 writes the three splits as tf.train.Example{image: encoded bytes, label: int64 (-1 = unlabelled)}.
 
@@ -10,8 +10,8 @@ never fatal: it is skipped, and named with its reason in `skipped_files.jsonl` i
 artifact, whose custom properties `skipped_count` and `skipped_by_reason` count them.
 
 A plan that cannot be trained on stops here, with one line, before any training: a corrupt or
-half-written manifest (sources.load_plan), an image source that holds no file
-(sources.check_has_images), or a split that ends up with no example.
+half-written manifest (source_plan.load_plan), an image source that holds no file
+(source_plan.check_has_images), or a split that ends up with no example.
 
 What the run read is recorded on the Examples artifact (`record_plan`; MLMD custom properties):
 class names, content fingerprint, description, the span (data version) and the examples per split.
@@ -34,7 +34,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
 
 from simsiam_tfx import contract
-from simsiam_tfx.components import image_check, sources
+from simsiam_tfx.components import image_check, source_plan, sources
 from simsiam_tfx.config import ConfigError
 from simsiam_tfx.features import SPLITS, UNLABELLED, to_example
 
@@ -147,9 +147,9 @@ class Executor(BaseExampleGenExecutor):
             raise ConfigError(f"the data in {exec_properties['input_base']} gives no {' and no '.join(empty)} "
                               f"example: nothing to train on; the served model is left as it is")
 
-    def _plan(self, exec_properties) -> sources.SourcePlan:
-        plan = sources.load_plan(exec_properties[contract.INPUT_BASE_PARAM])
-        sources.check_has_images(plan, exec_properties[contract.INPUT_BASE_PARAM])
+    def _plan(self, exec_properties) -> source_plan.SourcePlan:
+        plan = source_plan.load_plan(exec_properties[contract.INPUT_BASE_PARAM])
+        source_plan.check_has_images(plan, exec_properties[contract.INPUT_BASE_PARAM])
         return plan
 
 
@@ -175,7 +175,7 @@ def _split_counts(result) -> dict[str, int]:
     return counts
 
 
-def record_plan(examples, plan: sources.SourcePlan, counts: dict[str, int] | None = None) -> None:
+def record_plan(examples, plan: source_plan.SourcePlan, counts: dict[str, int] | None = None) -> None:
     """What the Trainers and the run summary need to know about the data this run read
     (`data_facts` reads it back)."""
     examples.set_string_custom_property(contract.CLASS_NAMES, json.dumps(plan.class_names, ensure_ascii=False))
@@ -205,5 +205,5 @@ def create(input_base) -> FileBasedExampleGen:
         input_base=input_base,
         # Every split names the plan file, so TFX fingerprints it (and thereby the sources).
         input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=sources.PLAN_FILE) for split in SPLITS]),
+            tfx.proto.Input.Split(name=split, pattern=source_plan.PLAN_FILE) for split in SPLITS]),
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id(contract.EXAMPLE_GEN)

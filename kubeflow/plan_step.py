@@ -45,16 +45,16 @@ def choose(input_base: str, data_config: str) -> tuple[str, dict[str, Any]]:
     """(folder holding the run's sources.json, what to report)."""
     import tensorflow as tf
 
-    from simsiam_tfx.components import sources
+    from simsiam_tfx.components import source_plan
     from simsiam_tfx.config import PipelineConfig
     from simsiam_tfx.pipeline import runner_duties
     if not input_base:
         from simsiam_tfx.config import ConfigError
         raise ConfigError("input_base is empty: give the data location (the span root, or a folder holding "
                           "sources.json)")
-    if tf.io.gfile.exists(os.path.join(input_base, sources.PLAN_FILE)):
-        plan = sources.load_plan(input_base)
-        sources.check_has_images(plan, input_base)
+    if tf.io.gfile.exists(os.path.join(input_base, source_plan.PLAN_FILE)):
+        plan = source_plan.load_plan(input_base)
+        source_plan.check_has_images(plan, input_base)
         return input_base, {"pinned": True, "span": plan.span, "data_fingerprint": plan.content_fingerprint,
                             "classes": plan.num_classes}
     config = PipelineConfig.from_dict({"data": json.loads(data_config or "{}")}).validate()

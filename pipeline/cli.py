@@ -114,18 +114,18 @@ def _cmd_infer(args) -> int:
 
 
 def _cmd_sources(args) -> int:
-    from simsiam_tfx.components import sources
+    from simsiam_tfx.components import source_plan
     config = config_from_args(args)
-    plan = sources.plan(config.data, args.to)
+    plan = source_plan.plan(config.data, args.to)
     extra = {}
     if args.span == "auto":
-        span = sources.write_span(plan, args.to)
+        span = source_plan.write_span(plan, args.to)
         folder, extra = span.folder, {"span": span.number, "new_span": span.created,
                                       "data_fingerprint": span.plan.content_fingerprint}
     else:
-        folder = sources.write_plan(plan, args.to)
-    print(json.dumps({"input_base": folder, **extra, "num_classes": plan.num_classes, **sources.summary(plan)},
-                     indent=2, ensure_ascii=False))
+        folder = source_plan.write_plan(plan, args.to)
+    print(json.dumps({"input_base": folder, **extra, "num_classes": plan.num_classes,
+                      **source_plan.summary(plan)}, indent=2, ensure_ascii=False))
     return 0
 
 

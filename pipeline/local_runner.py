@@ -20,7 +20,7 @@ def pipeline_ir(pipeline):
 def run_local(config: PipelineConfig) -> dict[str, Any]:
     from tfx import v1 as tfx
 
-    from simsiam_tfx.components import sources
+    from simsiam_tfx.components import source_plan
     from simsiam_tfx.pipeline.pipeline import create_pipeline
 
     config.validate()
@@ -29,7 +29,7 @@ def run_local(config: PipelineConfig) -> dict[str, Any]:
     span = runner_duties.resolve_data_span(config.data, config.data_root)
     plan, input_base = span.plan, span.folder
     print(f"data: {plan.description}; {plan.num_classes} classes; span {span.number} "
-          f"({'new' if span.created else 'unchanged'}): {input_base}/{sources.PLAN_FILE}", flush=True)
+          f"({'new' if span.created else 'unchanged'}): {input_base}/{source_plan.PLAN_FILE}", flush=True)
     pipeline = create_pipeline(
         config, input_base,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))

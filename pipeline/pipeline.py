@@ -86,7 +86,7 @@ class DataStages:
 
 
 def data_stages(config: PipelineConfig, input_base: str) -> DataStages:
-    """`input_base`: a folder holding the sources.json plan (components/sources.py)."""
+    """`input_base`: a folder holding the sources.json plan (components/source_plan.py)."""
     example_gen = example_gen_component.create(input_base)
 
     statistics_gen = tfx.components.StatisticsGen(
@@ -134,7 +134,7 @@ class RuntimeParameters:
 def create_pipeline(config: PipelineConfig, input_base: str, *, runtime: RuntimeParameters | None = None,
                     trainer_platform_config=None, trainer_gpus: int = 0,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """`input_base`: a folder holding the sources.json plan (components/sources.py).
+    """`input_base`: a folder holding the sources.json plan (components/source_plan.py).
     `runtime` replaces `input_base` and the values built from `config` by runtime parameters;
     `trainer_platform_config` (e.g. a KFP ResourceSpec) is given to both Trainers, which fail at
     once when `trainer_gpus` were requested and TensorFlow sees fewer."""

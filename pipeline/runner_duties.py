@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from simsiam_tfx import contract
 
 if TYPE_CHECKING:
-    from simsiam_tfx.components.sources import Span
+    from simsiam_tfx.components.source_plan import Span
     from simsiam_tfx.config import DataConfig
 
 UNCACHED_NODES = (contract.PUSHED_BASELINE,)
@@ -32,8 +32,8 @@ UNCACHED_NODES = (contract.PUSHED_BASELINE,)
 
 def resolve_data_span(data: DataConfig, root: str) -> Span:
     """The span under `root` that holds the plan `data` makes of the data now (written if new)."""
-    from simsiam_tfx.components import sources
-    return sources.write_span(sources.plan(data, root), root)
+    from simsiam_tfx.components import source_plan
+    return source_plan.write_span(source_plan.plan(data, root), root)
 
 
 def switch_off_cache(compiled: Any) -> None:

@@ -10,7 +10,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from simsiam_tfx.components import beam_dependencies, example_gen, sources
+from simsiam_tfx.components import beam_dependencies, example_gen, source_plan
 from simsiam_tfx.config import ConfigError, DataConfig
 from simsiam_tfx.features import SPLITS
 from tests import data_factory
@@ -32,11 +32,11 @@ def tfds_dir(tmp_path_factory):
     return root
 
 
-def run_example_gen(data: DataConfig, work) -> tuple[sources.SourcePlan, dict, standard_artifacts.Examples]:
+def run_example_gen(data: DataConfig, work) -> tuple[source_plan.SourcePlan, dict, standard_artifacts.Examples]:
     """Plans, writes sources.json and runs ExampleGen's executor as TFX would; returns the plan,
     {split: [(image bytes, label)]} and the output artifact."""
-    plan = sources.plan(data, str(work / "data"))
-    input_base = sources.write_plan(plan, str(work / "data"))
+    plan = source_plan.plan(data, str(work / "data"))
+    input_base = source_plan.write_plan(plan, str(work / "data"))
     component = example_gen.create(input_base)
     examples = standard_artifacts.Examples()
     examples.uri = str(work / "examples")
@@ -155,9 +155,9 @@ def test_a_manifest_naming_an_emptied_folder_stops_with_one_line(tmp_path):
     labelled, unlabelled = tmp_path / "imgs", tmp_path / "unlabelled"
     data_factory.write_image_folder(str(labelled), 6, classes=2)
     data_factory.write_image_folder(str(unlabelled), 3)
-    plan = sources.plan(DataConfig(images=str(labelled), pretrain_images=str(unlabelled)), str(tmp_path / "d"))
+    plan = source_plan.plan(DataConfig(images=str(labelled), pretrain_images=str(unlabelled)), str(tmp_path / "d"))
     plan.source_files[str(unlabelled)] = 0  # what the plan step saw: nothing there
-    folder = sources.write_plan(plan, str(tmp_path / "d"))
+    folder = source_plan.write_plan(plan, str(tmp_path / "d"))
     executor = example_gen.Executor(example_gen.Executor.Context(beam_pipeline_args=BEAM_ARGS, tmp_dir=str(tmp_path)))
     with pytest.raises(ConfigError, match=rf"holds no images in {unlabelled}"):
         executor._plan({"input_base": folder})  # pylint: disable=protected-access
@@ -204,9 +204,10 @@ def test_a_folder_named_with_glob_characters_is_read_whole(tmp_path):
     data_factory.write_image_folder(str(root), 20, classes=2)
     plan, out, examples = run_example_gen(DataConfig(images=str(root), eval_fraction=0.3), tmp_path)
     assert len(out["probe_train"]) + len(out["eval"]) == 20 and skipped_report(examples) == []
-    before = sources.content_fingerprint(plan)
+    before = source_plan.content_fingerprint(plan)
     (root / "class0" / "new.png").write_bytes(data_factory.encoded((24, 24), 999))
-    assert sources.content_fingerprint(sources.plan(DataConfig(images=str(root)), str(tmp_path / "d"))) != before
+    again = source_plan.plan(DataConfig(images=str(root)), str(tmp_path / "d"))
+    assert source_plan.content_fingerprint(again) != before
 
 
 @pytest.mark.fault

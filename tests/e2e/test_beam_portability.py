@@ -30,7 +30,7 @@ from tfx import v1 as tfx
 from tfx.utils import dependency_utils
 
 from simsiam_tfx import contract
-from simsiam_tfx.components import beam_dependencies, example_gen, sources
+from simsiam_tfx.components import beam_dependencies, example_gen, source_plan
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.features import SPLITS
 from simsiam_tfx.pipeline.local_runner import pipeline_ir
@@ -49,8 +49,8 @@ WORKER_STARTED = "Starting worker with command"  # worker_pool_main.py, StartWor
 def run_data_stages(output_dir: str, beam_args: list[str]) -> RunRecord:
     config = PipelineConfig(output_dir=output_dir, beam_pipeline_args=list(beam_args))
     config.data.shapes_per_split, config.data.image_size = PER_SPLIT, 16
-    plan = sources.plan(config.validate().data, config.data_root)
-    span = sources.write_span(plan, config.data_root)
+    plan = source_plan.plan(config.validate().data, config.data_root)
+    span = source_plan.write_span(plan, config.data_root)
     pipeline = tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
         components=data_stages(config, span.folder).components(), enable_cache=False,
@@ -153,8 +153,8 @@ def run_example_gen(data: DataConfig, work, beam_args: list[str]):
     from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
-    plan = sources.plan(data, str(work / "data"))
-    component = example_gen.create(sources.write_plan(plan, str(work / "data")))
+    plan = source_plan.plan(data, str(work / "data"))
+    component = example_gen.create(source_plan.write_plan(plan, str(work / "data")))
     examples = standard_artifacts.Examples()
     examples.uri = str(work / "examples")
     props = {key: value if isinstance(value, (str, int)) else proto_utils.proto_to_json(value)

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 
 from simsiam_tfx import contract
-from simsiam_tfx.components import sources
+from simsiam_tfx.components import source_plan
 from simsiam_tfx.components.model_record import PUSH_RECORD, pushed_versions
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.features import SPLITS
@@ -100,8 +100,8 @@ def only_tasks(spec: dict, names) -> dict:
 
 
 def data_plan(root: str) -> str:
-    plan = sources.plan(DataConfig(image_size=IMAGE_SIZE, shapes_per_split=(64, 48, 48)), root)
-    return sources.write_plan(plan, root)
+    plan = source_plan.plan(DataConfig(image_size=IMAGE_SIZE, shapes_per_split=(64, 48, 48)), root)
+    return source_plan.write_plan(plan, root)
 
 
 def impossible_eval_config(spec: dict) -> str:
@@ -256,7 +256,7 @@ def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_pa
     assert served_record(serving_dir)["data"]["span"] == 1
 
     # A broken data version stops the run at its first step, with one line, before any training.
-    manifest = os.path.join(span_root, "span-2", sources.PLAN_FILE)
+    manifest = os.path.join(span_root, "span-2", source_plan.PLAN_FILE)
     with open(manifest, "r+") as f:
         f.truncate(200)
     with pytest.raises(TaskFailed) as failed:

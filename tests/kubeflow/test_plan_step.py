@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from simsiam_tfx.components import sources
+from simsiam_tfx.components import source_plan
 from simsiam_tfx.config import DataConfig
 from simsiam_tfx.kubeflow import plan_step
 from tests import data_factory
@@ -43,13 +43,13 @@ def test_plan_step_reuses_the_span_until_images_arrive(tmp_path, capsys):
     assert "span 1, unchanged data: same span" in capsys.readouterr().out
     data_factory.write_image_folder(str(images), 2, classes=2, start=6)
     assert run(invocation) == (0, os.path.join(root, "span-2"))
-    assert sources.load_plan(os.path.join(root, "span-2")).source_files == {str(images): 8}
+    assert source_plan.load_plan(os.path.join(root, "span-2")).source_files == {str(images): 8}
 
 
 def test_a_pinned_plan_is_checked_and_passed_through(tmp_path):
     data_factory.write_image_folder(str(tmp_path / "imgs"), 6, classes=2)
-    plan = sources.plan(DataConfig(images=str(tmp_path / "imgs")), str(tmp_path / "d"))
-    folder = sources.write_plan(plan, str(tmp_path / "d"))
+    plan = source_plan.plan(DataConfig(images=str(tmp_path / "imgs")), str(tmp_path / "d"))
+    folder = source_plan.write_plan(plan, str(tmp_path / "d"))
     assert run(executor_input(tmp_path, folder, DataConfig())) == (0, folder)
 
 
@@ -59,7 +59,7 @@ def test_a_corrupt_manifest_or_no_images_ends_the_step_with_one_line(tmp_path, c
     data_factory.write_image_folder(str(images), 6, classes=2)
     invocation = executor_input(tmp_path, root, DataConfig(images=str(images)))
     assert run(invocation)[0] == 0
-    manifest = os.path.join(root, "span-1", sources.PLAN_FILE)
+    manifest = os.path.join(root, "span-1", source_plan.PLAN_FILE)
     with open(manifest, "r+") as f:
         f.truncate(100)  # half-written
     capsys.readouterr()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from simsiam_tfx.components import sources
+from simsiam_tfx.components import source_plan
 from simsiam_tfx.pipeline import cli
 from tests import data_factory
 
@@ -64,7 +64,7 @@ def test_sources_command_writes_the_plan_for_a_cluster_run(tmp_path, capsys):
     assert cli.main(["sources", "--images", str(tmp_path / "imgs"), "--to", str(tmp_path / "plans")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["num_classes"] == 3
-    plan = sources.load_plan(printed["input_base"])
+    plan = source_plan.load_plan(printed["input_base"])
     assert plan.class_names == ["class0", "class1", "class2"]
     assert plan.splits["eval"][0].keep == (0.85, 1.0)
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simsiam_tfx.components import sources
+from simsiam_tfx.components import source_plan, sources
 from simsiam_tfx.config import ConfigError, DataConfig, PipelineConfig
 from simsiam_tfx.pipeline.flags import glob_safe_folder
 from tests import data_factory
@@ -67,10 +67,10 @@ def test_image_folders_with_any_name_are_read_as_paths(workdir, name):
         return
     data_factory.write_image_folder(labelled, 6, classes=2, size=16)
     data_factory.write_image_folder(unlabelled, 5, size=16)
-    plan = sources.plan(DataConfig(images=labelled, image_size=16), str(workdir / "data"))
+    plan = source_plan.plan(DataConfig(images=labelled, image_size=16), str(workdir / "data"))
     assert plan.class_names == ["class0", "class1"]
     assert matched(plan, "eval") == 6  # one source, hash-split later: every file is matched
-    separate = sources.plan(DataConfig(pretrain_images=unlabelled, probe_images=labelled, image_size=16),
+    separate = source_plan.plan(DataConfig(pretrain_images=unlabelled, probe_images=labelled, image_size=16),
                             str(workdir / "data"))
     assert matched(separate, "pretrain") == 5 and matched(separate, "probe_train") == 6
 
@@ -89,7 +89,7 @@ def test_a_tfrecords_file_or_folder_that_exists_is_that_path(workdir, name):
                 "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data_factory.encoded((16, 16))])),
                 "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))})).SerializeToString())
     for given_path in (path, folder):
-        plan = sources.plan(DataConfig(tfrecords=given_path, image_size=16), str(workdir / "data"))
+        plan = source_plan.plan(DataConfig(tfrecords=given_path, image_size=16), str(workdir / "data"))
         assert plan.class_names == ["0", "1"] and matched(plan, "eval") == 1
 
 
@@ -101,7 +101,7 @@ def test_a_tfrecords_pattern_is_still_a_pattern(workdir):
             writer.write(tf.train.Example(features=tf.train.Features(feature={
                 "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data_factory.encoded((16, 16))])),
                 "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[i]))})).SerializeToString())
-    plan = sources.plan(DataConfig(tfrecords=os.path.join(folder, "part-*.tfrecord"), image_size=16),
+    plan = source_plan.plan(DataConfig(tfrecords=os.path.join(folder, "part-*.tfrecord"), image_size=16),
                         str(workdir / "data"))
     assert plan.class_names == ["0", "1"] and matched(plan, "eval") == 2
 
@@ -118,8 +118,9 @@ def test_an_output_folder_with_any_name_holds_the_embedded_data_and_a_glob_free_
     usable = glob_safe_folder(output)
     assert not any(c in usable for c in "[]*?") and os.path.realpath(usable) == os.path.realpath(output)
     assert glob_safe_folder(output) == usable  # the same folder, the same link
-    plan = sources.plan(DataConfig(shapes_per_split=(10, 10, 10), image_size=16), os.path.join(output, "data"))
+    plan = source_plan.plan(DataConfig(shapes_per_split=(10, 10, 10), image_size=16), os.path.join(output, "data"))
     assert matched(plan, "pretrain") >= 1
     # Read back through the link too (what the run does): the same files.
-    through_link = sources.plan(DataConfig(shapes_per_split=(10, 10, 10), image_size=16), os.path.join(usable, "data"))
+    through_link = source_plan.plan(DataConfig(shapes_per_split=(10, 10, 10), image_size=16),
+                                    os.path.join(usable, "data"))
     assert matched(through_link, "eval") == matched(plan, "eval") >= 1
