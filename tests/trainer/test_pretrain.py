@@ -44,7 +44,8 @@ def test_pretraining_killed_mid_run_resumes_from_the_last_completed_epoch(tmp_pa
 
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     deadline = time.time() + 600  # liveness only: a loaded 2-core machine is slow
-    while not os.path.exists(os.path.join(work, "ckpt", "ckpt-2.index")):
+    # The checkpoint's state file names a checkpoint only once all its files are written.
+    while not (tf.train.latest_checkpoint(os.path.join(work, "ckpt")) or "-0").endswith(("-2", "-3", "-4", "-5")):
         assert first.poll() is None, first.stdout.read().decode()[-2000:]
         assert time.time() < deadline, "no checkpoint after 600 s"
         time.sleep(0.05)
