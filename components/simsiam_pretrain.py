@@ -48,7 +48,6 @@ def run_fn(fn_args) -> None:
     print(f"[pretrain] retraining: {retraining['policy']} ({retraining['reason']})", flush=True)
     simsiam, metrics = pretrain(settings.config, inputs, log_dir=os.path.join(fn_args.model_run_dir, contract.TENSORBOARD_DIR),
                                 checkpoint_dir=checkpoint_dir, initial_encoder_weights=initial_weights)
-    metrics["retraining"] = retraining
     # Trained on views maybe smaller than the images: exported at the image side (every worker:
     # reading the weights joins an all-reduce).
     encoder = backbones.with_input_size(simsiam.encoder, settings.config.data.image_size)

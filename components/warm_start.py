@@ -3,9 +3,10 @@
 Policy (`pretrain.warm_start`, flag `--warm-start`): retrain from scratch (the default), or start
 pre-training from the encoder of the model being served (the newest pushed version). Either way
 the Evaluator still compares the new model with the served one, so a worse model is not pushed.
-The decision and its reason are written beside the exported encoder (model_record.RETRAINING_FILE), copied
-into the pre-training metrics (run_summary.json `retraining`) and set as custom properties of the
-SimSiamPretrain model artifact in MLMD (components/pretrain_properties.py).
+The decision and its reason are written once, beside the exported encoder (model_record.RETRAINING_FILE).
+Read from there: run_summary.json's `retraining`, the custom properties of the SimSiamPretrain model
+artifact in MLMD (components/pretrain_properties.py), and the probe's training record, which carries
+it into every pushed version (the encoder itself is not pushed).
 
 How the served encoder is found without any lookup outside the push destination: each pushed
 version carries its training record (components/model_record.py), which names the encoder it was

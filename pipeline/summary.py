@@ -9,6 +9,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from simsiam_tfx import contract, files
+from simsiam_tfx.components import model_record
 from simsiam_tfx.config import PipelineConfig
 from simsiam_tfx.features import SPLITS
 
@@ -134,8 +135,11 @@ def build(config: PipelineConfig, dataset: str, seconds_total: float) -> dict[st
         pretrain.pop("history", None)  # per-epoch values live in the Trainer's TensorBoard logs
         pretrain["tensorboard"] = os.path.join(pretrain_model_run.uri, contract.TENSORBOARD_DIR)
     summary["pretrain"] = pretrain
-    # The retraining policy this model was pre-trained under, and why (components/warm_start.py).
-    summary["retraining"] = (pretrain or {}).pop("retraining", None)
+    # The retraining policy this model was pre-trained under, and why: the one record of it, beside
+    # the encoder (components/warm_start.py).
+    encoder = record.output(contract.PRETRAIN, contract.MODEL)
+    summary["retraining"] = model_record.retraining_of(os.path.join(encoder.uri, contract.SERVING_DIR)) \
+        if encoder is not None else None
 
     probe_model_run = record.output(contract.PROBE, contract.MODEL_RUN)
     summary["probe"] = (files.read_json(os.path.join(probe_model_run.uri, contract.PROBE_METRICS_FILE))
