@@ -187,17 +187,6 @@ def test_a_truncated_tfrecord_file_is_a_named_skip_and_its_good_records_are_kept
     assert row["item"].endswith("cut.tfrecord") and row["reason"].startswith("truncated or corrupt TFRecord file")
 
 
-def test_separate_sources_unlabelled_folder_for_pretraining_tfds_for_the_probe(tfds_dir, tmp_path):
-    unlabelled = tmp_path / "unlabelled"
-    data_factory.write_image_folder(str(unlabelled), 25)  # nested folders, no classes
-    data = DataConfig(pretrain_images=str(unlabelled), probe_dataset="cifar10", tfds_data_dir=tfds_dir)
-    plan, out, _ = run_example_gen(data, tmp_path)
-    assert len(out["pretrain"]) == 25 and {label for _, label in out["pretrain"]} == {-1}
-    layout = data_factory.TFDS_LAYOUTS["cifar10"]
-    assert len(out["probe_train"]) == layout["train"] and len(out["eval"]) == layout["test"]
-    assert "pre-train on images in" in plan.description and "cifar10" in plan.description
-
-
 @pytest.mark.fault
 def test_a_folder_named_with_glob_characters_is_read_whole(tmp_path):
     root = tmp_path / "photos [v1] *?"

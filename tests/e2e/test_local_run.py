@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-import tensorflow as tf
 
 from simsiam_tfx import contract
 from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
@@ -34,8 +33,9 @@ def tiny_config(output_dir) -> PipelineConfig:
 
 @pytest.mark.slow
 def test_separate_sources_unlabelled_folder_then_tfds_probe_end_to_end(tmp_path):
-    """The second seed's setting in small: pre-train on an unlabelled image folder (with a broken
-    file in it), probe and evaluate on CIFAR-10 read through its TFDS builder."""
+    """A user's own unlabelled photos with a public benchmark to measure on, in small: pre-train on an
+    unlabelled image folder (with a broken file in it), probe and evaluate on CIFAR-10 read through
+    its TFDS builder."""
     tfds_dir, unlabelled = str(tmp_path / "tfds"), tmp_path / "unlabelled"
     data_factory.prepare_tfds("cifar10", tfds_dir)
     data_factory.write_image_folder(str(unlabelled), 40, size=40, fmt="JPEG")
@@ -75,7 +75,9 @@ def test_schema_anomalies_stop_the_run_before_transform(tmp_path, capsys):
     assert not glob.glob(os.path.join(config.pipeline_root, contract.TRANSFORM, "*", "*"))
 
     # From the command line: a readable message and a non-zero exit, no traceback.
-    code = main(["run", "--output", str(tmp_path / "out"), "--schema", str(schema), "--epochs", "1"])
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps(config.to_dict()))
+    code = main(["run", "--config", str(tiny), "--output", str(tmp_path / "out"), "--schema", str(schema)])
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.startswith("simsiam-tfx: error: ExampleValidator found schema anomalies")

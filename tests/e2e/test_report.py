@@ -148,9 +148,9 @@ def test_report_command_remakes_it_and_says_in_one_line_when_it_cannot(run, tmp_
 
 @pytest.mark.fault  # the output folder named like a pattern
 def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(run):
-    """Run 1 is the module's CLI run (the one the tests above read; this test goes last, as runs 2
-    and 3 rewrite the output folder): every component, a blessed and pushed model; then two more
-    runs on the same output folder, as run_local makes them."""
+    """Run 1 is the module's CLI run (the one the tests above read; this test goes last, as run 2
+    rewrites the output folder): every component, a blessed and pushed model; then a second run on
+    the same output folder, as run_local makes it."""
     output, _ = run
     config = tiny_config(glob_safe_folder(str(output)))  # as the CLI runs it: through the link
     first = json.loads((output / "run_summary.json").read_text())
@@ -231,16 +231,9 @@ def test_pipeline_end_to_end_blesses_pushes_caches_and_gates(run):
     assert second["pushed_model"] is None
     assert glob.glob(os.path.join(config.serving_model_dir, "*")) == [pushed]
     assert tf.saved_model.load(pushed).signatures["serve_image_bytes"] is not None
-
-    # Third run, another augmentation policy: Transform and the Trainers re-run, the data stages do not.
-    config.pretrain.augment = "cifar"
-    third = run_local(config)
-    for node in (contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.EXAMPLE_VALIDATOR):
-        assert third["components"][node] == "cached", node
-    for node in (contract.TRANSFORM, contract.PRETRAIN, contract.PROBE):
-        assert third["components"][node] == "executed", node
-    assert third["augment_policy"]["name"] == "cifar"
-    assert len(glob.glob(os.path.join(config.pipeline_root, contract.TRANSFORM, "transform_graph", "*"))) == 2
+    # (Another augmentation policy changes Transform's cache key and no data stage's:
+    # tests/pipeline/test_pipeline.py. A run with new inputs re-runs what depends on them: the KFP
+    # launcher test's run 3.)
 
 def _image_sources(page: str) -> list[str]:
     class Images(html.parser.HTMLParser):

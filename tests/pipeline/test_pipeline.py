@@ -95,6 +95,22 @@ def test_trainer_properties_ignore_evaluation_settings(tmp_path):
     assert trainer_a == trainer_b
 
 
+def test_another_augmentation_policy_changes_transforms_cache_key_and_no_data_stages(tmp_path):
+    # TFX's cache key holds a node's execution properties and its inputs: Transform runs again (and
+    # so the Trainers, whose input is its new graph); ExampleGen up to the validation do not.
+    config = PipelineConfig(output_dir=str(tmp_path))
+    properties = []
+    for policy in ("strong-colour", "cifar"):
+        config.pretrain.augment = policy
+        pipeline = create_pipeline(config, input_base=str(tmp_path / "data"))
+        properties.append({c.id: c.exec_properties for c in pipeline.components})
+    before, after = properties
+    for node in (contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.EXAMPLE_VALIDATOR,
+                 contract.STOP_ON_ANOMALIES):
+        assert before[node] == after[node], node
+    assert before[contract.TRANSFORM]["custom_config"] != after[contract.TRANSFORM]["custom_config"]
+
+
 def test_the_evaluator_settings_read_back_from_their_tfma_json():
     for settings in (EvalConfig(), EvalConfig(min_accuracy=0.5, max_regression=0.02)):
         back = eval_settings(eval_config_json(settings))

@@ -4,7 +4,7 @@ import argparse
 
 from simsiam_tfx import registries
 from simsiam_tfx.components import preprocessing
-from simsiam_tfx.pipeline import cli, flags
+from simsiam_tfx.pipeline import cli
 from simsiam_tfx.trainer import backbones
 
 
