@@ -8,6 +8,7 @@ import os
 import sys
 
 from simsiam_tfx.config import AUGMENT_PRESETS, BACKBONES, PRECISIONS, ConfigError, require
+from simsiam_tfx.pipeline import console
 from simsiam_tfx.pipeline.flags import add_flags, config_from_args
 
 # Other packages (ours: simsiam_tfx.kubeflow) add commands through this entry-point group, so this
@@ -57,7 +58,6 @@ def _failure(error: Exception, log_path: str) -> str:
     saying which component failed, how, and where the traceback is."""
     import logging
 
-    from simsiam_tfx.pipeline import console
     logging.getLogger("simsiam_tfx").error("the run failed", exc_info=error)
     where = f"{console.running_component()} failed: " if console.running_component() else ""
     message = " ".join(str(error).split())[:300]
@@ -68,7 +68,6 @@ def _console(args, output_dir: str, log_name: str = "run.log"):
     """The quiet console (pipeline/console.py) unless --verbose; yields the log's path or None."""
     import contextlib
 
-    from simsiam_tfx.pipeline import console
     if getattr(args, "verbose", False):
         return contextlib.nullcontext(None)
     return console.quiet(os.path.join(output_dir, "logs", log_name))
@@ -266,6 +265,8 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command != "run" and not getattr(args, "verbose", False):  # `run` has its quiet console
+        console.import_tensorflow_quietly()
     try:
         return args.func(args)
     except ConfigError as e:

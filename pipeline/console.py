@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import sys
+import tempfile
 import time
 import warnings
 from typing import Iterator, Optional
@@ -105,6 +106,28 @@ def quiet(log_path: str, total_components: Optional[int] = None) -> Iterator[str
         for fd in saved_fds:
             os.close(fd)
         log.close()
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ start-up lines (oneDNN, CUDA probing: written to descriptor
+    2 before absl's logging is set up, whatever TF_CPP_MIN_LOG_LEVEL says) kept off the terminal,
+    for the commands without a log of their own. An import that fails shows them."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            os.write(2, capture.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _route_logging(log, components: ComponentLines):

@@ -99,3 +99,23 @@ def test_a_failed_run_says_which_component_failed_in_one_line(tmp_path, capfd):
     assert message == f"Transform failed: RuntimeError: boom second line (traceback: {log})"
     assert capfd.readouterr().out.strip() == "[1] Transform ..."
     assert "Traceback" in (tmp_path / "run.log").read_text()
+
+
+def test_commands_without_a_log_print_no_tensorflow_start_up_lines(tmp_path):
+    # TensorFlow writes its start-up lines (oneDNN, CUDA probing) to descriptor 2 on import.
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "simsiam-tfx"), "served", "--output",
+                             str(tmp_path)], capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"simsiam-tfx: error: no model has been pushed to {tmp_path}/serving_model\n"
+
+
+def test_a_tensorflow_that_fails_to_import_shows_what_it_wrote(tmp_path):
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import os\nos.write(2, b'libfoo.so: cannot open shared object file\\n')\n"
+                                      "raise ImportError('broken install')\n")
+    program = "from simsiam_tfx.pipeline import console\nconsole.import_tensorflow_quietly()\n"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert result.returncode == 1
+    assert "libfoo.so: cannot open shared object file" in result.stderr and "broken install" in result.stderr
