@@ -27,6 +27,7 @@ import json
 import os
 from typing import Any
 
+from simsiam_tfx import files
 from simsiam_tfx.components.sources import KINDS, SOURCES, Choice, ImageFolder, Planned, Read
 from simsiam_tfx.config import DATASETS, ConfigError, DataConfig
 
@@ -136,19 +137,6 @@ def manifest_text(source_plan: SourcePlan) -> str:
     return json.dumps({**body, _CHECKSUM_KEY: _checksum(body)}, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _write_atomically(path: str, text: str, overwrite: bool = True) -> None:
-    """Written aside and renamed (one object write on GCS), so no reader sees half a manifest."""
-    import tensorflow as tf
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    try:
-        tf.io.gfile.rename(temporary, path, overwrite=overwrite)
-    except tf.errors.AlreadyExistsError:
-        tf.io.gfile.remove(temporary)
-        raise
-
-
 def write_plan(source_plan: SourcePlan, root: str) -> str:
     """Writes sources.json under root/sources-<fingerprint>/ unless already there; returns that folder.
 
@@ -159,7 +147,7 @@ def write_plan(source_plan: SourcePlan, root: str) -> str:
     path = os.path.join(folder, PLAN_FILE)
     if not tf.io.gfile.exists(path):
         tf.io.gfile.makedirs(folder)
-        _write_atomically(path, manifest_text(source_plan))
+        files.write_text(path, manifest_text(source_plan))
     return folder
 
 
@@ -207,7 +195,7 @@ def write_span(source_plan: SourcePlan, root: str, attempts: int = 3) -> Span:
         spanned = dataclasses.replace(source_plan, span=number)
         tf.io.gfile.makedirs(folder)
         try:  # never over another writer's span-N: the loser takes the next number
-            _write_atomically(os.path.join(folder, PLAN_FILE), manifest_text(spanned), overwrite=False)
+            files.write_text(os.path.join(folder, PLAN_FILE), manifest_text(spanned), overwrite=False)
         except tf.errors.AlreadyExistsError:
             continue
         return Span(number, folder, True, spanned)

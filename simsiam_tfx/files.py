@@ -29,14 +29,24 @@ def read_json(path: str, expect: type = dict) -> Any:
 
 
 def write_json(path: str, value: Any, **dump_options) -> str:
-    """Written aside and renamed into place: a reader never sees half a record (on a remote store
-    the rename is a copy, still never a partial object at `path`)."""
+    return write_text(path, json.dumps(value, **dump_options))
+
+
+def write_text(path: str, text: str, overwrite: bool = True) -> str:
+    """Written aside (a name of this process's own, so two writers never share it) and renamed into
+    place: a reader never sees half a file (on a remote store the rename is a copy, still never a
+    partial object at `path`). `overwrite=False`: raises tf.errors.AlreadyExistsError when `path`
+    exists, and leaves it as it was."""
     import tensorflow as tf
-    staged = path + ".tmp"
+    staged = f"{path}.tmp-{os.getpid()}"
     with tf.io.gfile.GFile(staged, "w") as f:
-        json.dump(value, f, **dump_options)
-    if is_remote(path):
-        tf.io.gfile.rename(staged, path, overwrite=True)
-    else:
-        os.replace(staged, path)
+        f.write(text)
+    try:
+        if overwrite and not is_remote(path):
+            os.replace(staged, path)
+        else:
+            tf.io.gfile.rename(staged, path, overwrite=overwrite)
+    except tf.errors.AlreadyExistsError:
+        tf.io.gfile.remove(staged)
+        raise
     return path

@@ -17,5 +17,15 @@ def test_write_json_replaces_the_record_whole(tmp_path):
     assert files.read_json(path) == {"b": 2} and sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
 
 
+def test_write_text_without_overwrite_leaves_an_existing_file_and_no_staged_copy(tmp_path):
+    import pytest
+    import tensorflow as tf
+    path = str(tmp_path / "sources.json")
+    files.write_text(path, "first", overwrite=False)
+    with pytest.raises(tf.errors.AlreadyExistsError):
+        files.write_text(path, "second", overwrite=False)
+    assert (tmp_path / "sources.json").read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["sources.json"]
+
+
 def test_is_remote():
     assert files.is_remote("gs://bucket/runs") and not files.is_remote("/data/runs") and not files.is_remote("runs")
