@@ -1,4 +1,7 @@
 """Tests of simsiam_tfx.files: the tolerant reader, the atomic writer, is_remote."""
+import pytest
+import tensorflow as tf
+
 from simsiam_tfx import files
 
 
@@ -18,8 +21,6 @@ def test_write_json_replaces_the_record_whole(tmp_path):
 
 
 def test_write_text_without_overwrite_leaves_an_existing_file_and_no_staged_copy(tmp_path):
-    import pytest
-    import tensorflow as tf
     path = str(tmp_path / "sources.json")
     files.write_text(path, "first", overwrite=False)
     with pytest.raises(tf.errors.AlreadyExistsError):
