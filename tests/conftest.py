@@ -17,7 +17,7 @@ def rng():
 # The suite runs on two pytest-xdist workers (`./simsiam test`, --dist loadgroup). A module's tests
 # stay together, so its module-scoped fixtures (a compiled spec, a trained model, a whole CLI run)
 # are built once; the slow whole-pipeline tests that share nothing are spread one by one.
-SPREAD_ONE_BY_ONE = ("tests/kubeflow/test_launchers.py", "tests/e2e/test_local_run.py")
+SPREAD_ONE_BY_ONE = ("tests/kubeflow/test_launchers.py",)
 
 
 # tryfirst: xdist's worker reads the groups in its own pytest_collection_modifyitems, which would

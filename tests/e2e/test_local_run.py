@@ -1,4 +1,7 @@
-"""End-to-end: the whole pipeline with LocalDagRunner on tiny `shapes` data (slow)."""
+"""End-to-end with LocalDagRunner on tiny `shapes` data (slow): the tiny configuration the whole
+runs share, and schema anomalies stopping a run before Transform. The whole run and its re-run:
+tests/e2e/test_report.py; an unlabelled folder with a TFDS probe, end to end: the Vertex emulation
+(tests/kubeflow/test_launchers.py)."""
 import glob
 import json
 import os
@@ -8,10 +11,8 @@ import pytest
 from simsiam_tfx import contract
 from simsiam_tfx.components.anomalies_gate import SchemaAnomalies
 from simsiam_tfx.config import PipelineConfig
-from simsiam_tfx.features import SPLITS
 from simsiam_tfx.pipeline.cli import main
 from simsiam_tfx.pipeline.local_runner import run_local
-from tests import data_factory
 
 ALL_COMPONENTS = {contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.EXAMPLE_VALIDATOR,
                   contract.STOP_ON_ANOMALIES, contract.TRANSFORM, contract.PRETRAIN, contract.PROBE,
@@ -29,32 +30,6 @@ def tiny_config(output_dir) -> PipelineConfig:
     # A run this short has not beaten chance or random init reliably; the gate has its own tests.
     config.eval.min_above_chance = config.eval.min_gain = -1.0
     return config
-
-
-@pytest.mark.slow
-def test_separate_sources_unlabelled_folder_then_tfds_probe_end_to_end(tmp_path):
-    """A user's own unlabelled photos with a public benchmark to measure on, in small: pre-train on an
-    unlabelled image folder (with a broken file in it), probe and evaluate on CIFAR-10 read through
-    its TFDS builder."""
-    tfds_dir, unlabelled = str(tmp_path / "tfds"), tmp_path / "unlabelled"
-    data_factory.prepare_tfds("cifar10", tfds_dir)
-    data_factory.write_image_folder(str(unlabelled), 40, size=40, fmt="JPEG")
-    (unlabelled / "part0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
-    config = tiny_config(tmp_path / "out")
-    config.data.pretrain_images, config.data.probe_dataset, config.data.tfds_data_dir = (
-        str(unlabelled), "cifar10", tfds_dir)
-    result = run_local(config)
-
-    assert set(result["components"].values()) == {"executed"}
-    layout = data_factory.TFDS_LAYOUTS["cifar10"]
-    assert {k: result["examples"][k] for k in SPLITS} == {
-        "pretrain": 40, "probe_train": layout["train"], "eval": layout["test"]}
-    assert result["examples"]["skipped"] == 1
-    with open(result["examples"]["skipped_report"]) as f:
-        [row] = [json.loads(line) for line in f]
-    assert row["item"].endswith("broken.jpg") and row["reason"].startswith("truncated or corrupt")
-    assert "pre-train on images in" in result["dataset"] and "cifar10" in result["dataset"]
-    assert result["pretrain"]["epochs"] == 2 and result["probe"]["accuracy"] is not None
 
 
 SCHEMA_WITH_TWO_CLASSES = """

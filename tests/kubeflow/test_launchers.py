@@ -22,7 +22,9 @@ first task, PlanData, resolves the data version (span) from the image folder as 
   vertex, what only it proves: run 1 end to end with typed inputs named by resource name and
         ExampleGen's driver hook before the cache lookup; run 2 cut to the steps up to the
         Trainers: the cache hit with the hook's fingerprint in the key (what follows a cache hit
-        is the same on both launchers and shown by the KFP runs).
+        is the same on both launchers and shown by the KFP runs). Its data are the other common
+        setting: pre-training on an unlabelled folder (a broken file in it, skipped and named),
+        probe and evaluation on a TFDS data set prepared in the bucket.
 
 The unpatched cases are kept as tests: TFX's own entrypoint fails on the stock install's
 executor-logs and on untyped inputs, a run created without a pipeline root fails at its first
@@ -54,6 +56,8 @@ ROOT = f"{BUCKET}/simsiam"
 IMAGE = "example.com/simsiam@sha256:" + "0" * 64
 IMAGE_SIZE = 16
 CLASSES = 3
+FOLDER_CLASSES = [f"class{i}" for i in range(CLASSES)]
+UNLABELLED_IMAGES = 40
 FIRST_IMAGES, NEW_IMAGES = 90, 45
 UPSTREAM_OF_TRAINERS = (contract.EXAMPLE_GEN, contract.STATISTICS_GEN, contract.SCHEMA_GEN, contract.EXAMPLE_VALIDATOR,
                         contract.STOP_ON_ANOMALIES, contract.TRANSFORM, contract.PRETRAIN, contract.PROBE)
@@ -134,7 +138,7 @@ def pretrained_on(run) -> int:
         return json.load(f)["num_examples"]
 
 
-def example_gen_wrote_every_split(run, target: str):
+def example_gen_wrote_every_split(run, target: str, skipped: int = 0):
     """ExampleGen's container wrote every split, with all the examples it counted, under the URI the
     launcher chose, described them in its ExecutorOutput and echoed the artifact's name there."""
     import tensorflow as tf
@@ -147,7 +151,7 @@ def example_gen_wrote_every_split(run, target: str):
     metadata = examples["metadata"]
     assert json.loads(metadata["split_names"]) == list(SPLITS)
     assert metadata["file_format"] == "tfrecords_gzip" and metadata["payload_format"] == "FORMAT_TF_EXAMPLE"
-    assert metadata["skipped_count"] == 0
+    assert metadata["skipped_count"] == skipped
     [written] = run.executor_outputs[contract.EXAMPLE_GEN]["artifacts"]["examples"]["artifacts"]
     assert written["uri"] == examples["uri"]
     assert written["name"] == ("examples" if target == "kfp" else _VERTEX_PREFIX + "pending")
@@ -160,14 +164,14 @@ def timed(runner, parameters, label, times):
     return result
 
 
-def first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root):
+def first_run_pushes_a_model_of_the_datas_classes(first, serving_dir, span_root, class_names):
     import tensorflow as tf
     assert set(first.states.values()) == {"executed"}
     assert first.parameters[contract.PLAN_DATA]["input_base"] == os.path.join(span_root, "span-1")
     assert blessed(first) and pushed(first)
     assert evaluation(first)["baseline_accuracy"] is None  # nothing pushed before: floor only
     examples = first.artifact(contract.EXAMPLE_GEN, "examples")["metadata"]
-    assert int(examples["data_span"]) == 1 and json.loads(examples["class_names"]) == [f"class{i}" for i in range(CLASSES)]
+    assert int(examples["data_span"]) == 1 and json.loads(examples["class_names"]) == class_names
     assert pretrained_on(first) == example_counts(first)["pretrain"] > 0
     [version] = pushed_versions(serving_dir)
     with open(os.path.join(version.path, PUSH_RECORD)) as f:
@@ -176,12 +180,12 @@ def first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_roo
     model = tf.saved_model.load(version.path)
     image = tf.io.encode_png(np.full((20, 20, 3), 200, np.uint8))
     served = model.signatures["serve_image_bytes"](image_bytes=tf.stack([image]))
-    assert served["probabilities"].shape == (1, CLASSES)
+    assert served["probabilities"].shape == (1, len(class_names))
     # Which data produced the served model: the record it carries (`simsiam-tfx served`), and MLMD.
     record = served_record(serving_dir)
     assert record["version"] == version.version and record["data"]["span"] == 1
     assert record["data"]["example_counts"] == example_counts(first)
-    assert record["data"]["class_names"] == [f"class{i}" for i in range(CLASSES)]
+    assert record["data"]["class_names"] == class_names
     policy = first.artifact(contract.PRETRAIN, "model")["metadata"]
     assert policy["retraining_policy"] == "from_scratch" and record["retraining"]["policy"] == "from_scratch"
     return version
@@ -214,7 +218,7 @@ def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_pa
     times: dict[str, float] = {}
 
     first = timed(kfp, schedule, "run 1 (new data)", times)
-    version = first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root)
+    version = first_run_pushes_a_model_of_the_datas_classes(first, serving_dir, span_root, FOLDER_CLASSES)
     example_gen_wrote_every_split(first, "kfp")
     # The stock install's extras, handled: inputs arrived untyped and were given their types; the
     # driver's executor-logs output was kept from TFX and the launcher published the log.
@@ -271,20 +275,43 @@ def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_pa
 
 
 @pytest.mark.slow
-def test_vertex_typed_inputs_driver_hook_and_cache(tmp_path):
+def test_vertex_typed_inputs_driver_hook_and_cache_on_an_unlabelled_folder_and_a_tfds_probe(tmp_path):
+    """Vertex's own behaviour, on the data of a user with their own unlabelled photos and a public
+    benchmark to measure on (the KFP test has labelled class folders): pre-training on an unlabelled
+    folder in the bucket, with a broken file in it; probe and evaluation on CIFAR-10 prepared in
+    the bucket and read through its TFDS builder."""
     bucket = str(tmp_path / "bucket")
-    data_factory.write_image_folder(os.path.join(bucket, "simsiam", "images"), FIRST_IMAGES, classes=CLASSES, size=20)
-    spec, run_root = compiled(tmp_path, "vertex")
+    unlabelled = os.path.join(bucket, "simsiam", "unlabelled")
+    data_factory.write_image_folder(unlabelled, UNLABELLED_IMAGES, size=20, fmt="JPEG")
+    with open(os.path.join(unlabelled, "part0", "broken.jpg"), "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 cut short")
+    data_factory.prepare_tfds("cifar10", os.path.join(bucket, "tfds"))
+    config = tiny_config()
+    config.data.images = None
+    config.data.pretrain_images, config.data.probe_dataset = f"{ROOT}/unlabelled", "cifar10"
+    config.data.tfds_data_dir = f"{BUCKET}/tfds"
+    spec, run_root = compiled(tmp_path, "vertex", config)
     vertex = launcher(tmp_path, "vertex", spec, run_root)
     serving_dir = os.path.join(bucket, "simsiam", "serving_model")
     span_root = os.path.join(bucket, "simsiam", "data")
     first = vertex.run({})
-    version = first_run_pushes_a_model_of_the_folders_classes(first, serving_dir, span_root)
+    import tensorflow_datasets as tfds
+    cifar10_classes = tfds.builder("cifar10", data_dir=os.path.join(bucket, "tfds")).info.features["label"].names
+    assert len(cifar10_classes) == 10
+    version = first_run_pushes_a_model_of_the_datas_classes(first, serving_dir, span_root, cifar10_classes)
+    layout = data_factory.TFDS_LAYOUTS["cifar10"]
+    assert example_counts(first) == {"pretrain": UNLABELLED_IMAGES, "probe_train": layout["train"],
+                                     "eval": layout["test"]}
+    examples = first.artifact(contract.EXAMPLE_GEN, "examples")["metadata"]
+    assert "pre-train on images in" in examples[contract.DATA_DESCRIPTION] and "cifar10" in examples[contract.DATA_DESCRIPTION]
+    with open(os.path.join(first.artifact(contract.EXAMPLE_GEN, "examples")["uri"], "skipped_files.jsonl")) as f:
+        [row] = [json.loads(line) for line in f]
+    assert row["item"].endswith("broken.jpg") and row["reason"].startswith("truncated or corrupt")
     assert "ExampleGen (driver)" in first.logs  # the preCacheCheck hook ran before the cache lookup
     # TFX's driver recorded the span and the input fingerprint for the executor (and the cache key).
     driver = first.hook_parameters[contract.EXAMPLE_GEN]
     assert driver["span"] == 0 and all(f"split:{split}" in driver["input_fingerprint"] for split in SPLITS)
-    example_gen_wrote_every_split(first, "vertex")
+    example_gen_wrote_every_split(first, "vertex", skipped=1)
     assert not any("restored the declared types" in log for log in first.logs.values())  # typed by Vertex
     assert EXECUTOR_LOGS not in first.outputs[contract.EXAMPLE_GEN]
     # Run 2, cut to what only Vertex shows: ExampleGen's driver runs again before the lookup and
