@@ -164,7 +164,7 @@ def timed(runner, parameters, label, times):
     return result
 
 
-def first_run_pushes_a_model_of_the_datas_classes(first, serving_dir, span_root, class_names):
+def first_run_pushes_a_model_naming_the_classes(first, serving_dir, span_root, class_names):
     import tensorflow as tf
     assert set(first.states.values()) == {"executed"}
     assert first.parameters[contract.PLAN_DATA]["input_base"] == os.path.join(span_root, "span-1")
@@ -218,7 +218,7 @@ def test_scheduled_runs_on_a_stock_kfp_install_retrain_only_on_new_images(tmp_pa
     times: dict[str, float] = {}
 
     first = timed(kfp, schedule, "run 1 (new data)", times)
-    version = first_run_pushes_a_model_of_the_datas_classes(first, serving_dir, span_root, FOLDER_CLASSES)
+    version = first_run_pushes_a_model_naming_the_classes(first, serving_dir, span_root, FOLDER_CLASSES)
     example_gen_wrote_every_split(first, "kfp")
     # The stock install's extras, handled: inputs arrived untyped and were given their types; the
     # driver's executor-logs output was kept from TFX and the launcher published the log.
@@ -298,13 +298,14 @@ def test_vertex_typed_inputs_driver_hook_and_cache_on_an_unlabelled_folder_and_a
     import tensorflow_datasets as tfds
     cifar10_classes = tfds.builder("cifar10", data_dir=os.path.join(bucket, "tfds")).info.features["label"].names
     assert len(cifar10_classes) == 10
-    version = first_run_pushes_a_model_of_the_datas_classes(first, serving_dir, span_root, cifar10_classes)
+    version = first_run_pushes_a_model_naming_the_classes(first, serving_dir, span_root, cifar10_classes)
     layout = data_factory.TFDS_LAYOUTS["cifar10"]
     assert example_counts(first) == {"pretrain": UNLABELLED_IMAGES, "probe_train": layout["train"],
                                      "eval": layout["test"]}
-    examples = first.artifact(contract.EXAMPLE_GEN, "examples")["metadata"]
-    assert "pre-train on images in" in examples[contract.DATA_DESCRIPTION] and "cifar10" in examples[contract.DATA_DESCRIPTION]
-    with open(os.path.join(first.artifact(contract.EXAMPLE_GEN, "examples")["uri"], "skipped_files.jsonl")) as f:
+    examples = first.artifact(contract.EXAMPLE_GEN, "examples")
+    description = examples["metadata"][contract.DATA_DESCRIPTION]
+    assert "pre-train on images in" in description and "cifar10" in description
+    with open(os.path.join(examples["uri"], "skipped_files.jsonl")) as f:
         [row] = [json.loads(line) for line in f]
     assert row["item"].endswith("broken.jpg") and row["reason"].startswith("truncated or corrupt")
     assert "ExampleGen (driver)" in first.logs  # the preCacheCheck hook ran before the cache lookup
