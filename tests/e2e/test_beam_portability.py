@@ -1,8 +1,8 @@
 """The data stages through Beam's portability framework (slow): ExampleGen, StatisticsGen,
 SchemaGen, ExampleValidator, StopOnAnomalies and Transform with `--runner=PortableRunner` against
 Beam's own in-process job service and a LOOPBACK environment whose SDK workers are separate
-processes, compared with the DirectRunner; and ExampleGen alone on the other kinds of source (an
-image folder of awkward files, a prepared TFDS data set), whose DoFns the embedded data skips.
+processes, compared with the DirectRunner, on every kind of source in one ExampleGen: an image
+folder of awkward files, the embedded data set's TFRecords and a prepared TFDS data set.
 
 Flink, Spark and Dataflow Runner v2 run our Beam steps through this framework: the pipeline is
 translated to its runner-API proto, every DoFn and closure pickled, and bundles executed by an SDK
@@ -17,6 +17,7 @@ closures, module-level state set up by the caller) fails here. Beam 2.73
   a new `python -c "...SdkHarness(...).run()"` process (`BeamFnExternalWorkerPoolServicer.StartWorker`)
   instead of a thread of this process, so nothing this process set up in memory reaches the DoFns.
 """
+import dataclasses
 import glob
 import json
 import logging
@@ -30,7 +31,7 @@ from tfx import v1 as tfx
 from tfx.utils import dependency_utils
 
 from simsiam_tfx import contract
-from simsiam_tfx.components import beam_dependencies, example_gen, source_plan
+from simsiam_tfx.components import beam_dependencies, source_plan
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.features import SPLITS
 from simsiam_tfx.pipeline.local_runner import pipeline_ir
@@ -40,17 +41,31 @@ from tests import data_factory
 
 PORTABLE = ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK",
             "--experiments=use_loopback_process_worker"]
-PER_SPLIT = (48, 32, 32)
+IMAGE_SIZE = 16
+EMBEDDED_PER_SPLIT = (48, 32, 32)
 BEAM_STAGES = 3  # ExampleGen, StatisticsGen, Transform: one Beam job each
 JOB_DONE = "Job state changed to DONE"  # portable_runner.py, PipelineResult.wait_until_finish
 WORKER_STARTED = "Starting worker with command"  # worker_pool_main.py, StartWorker (process workers)
 
 
-def run_data_stages(output_dir: str, beam_args: list[str]) -> RunRecord:
+def every_kind_of_source(photos: str, tfds_dir: str, data_root: str) -> source_plan.SourcePlan:
+    """Pre-training on the image folder and on the embedded data's TFRecords; probe and evaluation on
+    the prepared TFDS data set. No flag names three sources, but a split's sources are read as a
+    union (as are the parts of a source cut by hash), so one ExampleGen runs every source's DoFns."""
+    folder_and_tfds = source_plan.plan(DataConfig(pretrain_images=photos, probe_dataset="cifar10",
+                                                  tfds_data_dir=tfds_dir, image_size=IMAGE_SIZE), data_root)
+    embedded = source_plan.plan(DataConfig(shapes_per_split=EMBEDDED_PER_SPLIT, image_size=IMAGE_SIZE), data_root)
+    plan = dataclasses.replace(folder_and_tfds, splits={
+        **folder_and_tfds.splits, "pretrain": folder_and_tfds.splits["pretrain"] + embedded.splits["pretrain"]})
+    plan.content_fingerprint = source_plan.content_fingerprint(plan)
+    plan.source_files = {**folder_and_tfds.source_files, **embedded.source_files}
+    return plan
+
+
+def run_data_stages(output_dir: str, beam_args: list[str], photos: str, tfds_dir: str) -> RunRecord:
     config = PipelineConfig(output_dir=output_dir, beam_pipeline_args=list(beam_args))
-    config.data.shapes_per_split, config.data.image_size = PER_SPLIT, 16
-    plan = source_plan.plan(config.validate().data, config.data_root)
-    span = source_plan.write_span(plan, config.data_root)
+    config.data.image_size = IMAGE_SIZE
+    span = source_plan.write_span(every_kind_of_source(photos, tfds_dir, config.data_root), config.data_root)
     pipeline = tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
         components=data_stages(config, span.folder).components(), enable_cache=False,
@@ -108,13 +123,16 @@ def beam_log_count(caplog, text: str) -> int:
 
 
 @pytest.mark.slow
-def test_data_stages_run_through_the_portable_runner_as_through_the_direct_runner(
+def test_data_stages_on_every_kind_of_source_run_through_the_portable_runner_as_through_the_direct_runner(
         tmp_path, caplog, worker_python, no_tfx_package):
+    photos, tfds_dir = str(tmp_path / "photos"), str(tmp_path / "tfds")
+    outcomes = data_factory.write_awkward_folder(photos, with_huge=False)
+    data_factory.prepare_tfds("cifar10", tfds_dir)
     with caplog.at_level(logging.INFO, logger="apache_beam"):
-        direct = run_data_stages(str(tmp_path / "direct"), PipelineConfig().beam_pipeline_args)
+        direct = run_data_stages(str(tmp_path / "direct"), PipelineConfig().beam_pipeline_args, photos, tfds_dir)
         assert beam_log_count(caplog, JOB_DONE) == beam_log_count(caplog, WORKER_STARTED) == 0
         caplog.clear()
-        portable = run_data_stages(str(tmp_path / "portable"), PORTABLE)
+        portable = run_data_stages(str(tmp_path / "portable"), PORTABLE, photos, tfds_dir)
         # Each Beam stage was a job of the portable job service, run by an SDK worker process.
         assert beam_log_count(caplog, JOB_DONE) == BEAM_STAGES
         assert beam_log_count(caplog, WORKER_STARTED) >= BEAM_STAGES
@@ -128,14 +146,27 @@ def test_data_stages_run_through_the_portable_runner_as_through_the_direct_runne
     def each(read_one):
         return {name: read_one(record) for name, record in runs.items()}
 
-    expected_counts = dict(zip(SPLITS, PER_SPLIT))
+    layout = data_factory.TFDS_LAYOUTS["cifar10"]
+    images_kept = sum(outcome in ("keep", "convert") for outcome in outcomes.values())
+    expected_counts = {"pretrain": images_kept + EMBEDDED_PER_SPLIT[0], "probe_train": layout["train"],
+                       "eval": layout["test"]}
     examples = each(lambda r: examples_per_split(r.output(contract.EXAMPLE_GEN, "examples")))
     assert {split: len(e) for split, e in examples["direct"].items()} == expected_counts
     assert examples["portable"] == examples["direct"]
-    # ExampleGen's per-split counts come from Beam counters, read back through the runner's metrics.
-    counted = each(lambda r: json.loads(
-        r.output(contract.EXAMPLE_GEN, "examples").custom_properties["example_counts"].string_value))
-    assert counted["portable"] == counted["direct"] == expected_counts
+    # ExampleGen's counts come from Beam counters, read back through the runner's metrics; the
+    # folder's unusable files are each named, with their reason, through the same side output.
+    def examples_property(name):
+        return each(lambda r: r.output(contract.EXAMPLE_GEN, "examples").custom_properties[name].string_value)
+
+    for prop in (contract.EXAMPLE_COUNTS, contract.SKIPPED_BY_REASON):
+        values = {run: json.loads(value) for run, value in examples_property(prop).items()}
+        assert values["portable"] == values["direct"], prop
+    assert json.loads(examples_property(contract.EXAMPLE_COUNTS)["direct"]) == expected_counts
+    reports = {run: sorted(read(path).splitlines()) for run, path in examples_property(contract.SKIPPED_REPORT).items()}
+    # In an unlabelled tree every file is a candidate image (an empty folder is nothing).
+    unusable = {path for path, outcome in outcomes.items() if outcome.startswith("skip:") and os.path.isfile(path)}
+    assert {json.loads(line)["item"] for line in reports["direct"]} == unusable
+    assert reports["portable"] == reports["direct"]
     assert each(lambda r: statistics_counts(r.output(contract.STATISTICS_GEN, "statistics"))) == {
         "direct": expected_counts, "portable": expected_counts}
     schema = each(lambda r: read(os.path.join(r.output(contract.SCHEMA_GEN, "schema").uri, "schema.pbtxt")))
@@ -146,50 +177,3 @@ def test_data_stages_run_through_the_portable_runner_as_through_the_direct_runne
     graph_schema = each(lambda r: read(os.path.join(r.output(contract.TRANSFORM, "transform_graph").uri,
                                                     "transformed_metadata", "schema.pbtxt")))
     assert graph_schema["portable"] == graph_schema["direct"]
-
-
-def run_example_gen(data: DataConfig, work, beam_args: list[str]):
-    """ExampleGen's executor as TFX runs it; returns its examples artifact."""
-    from tfx.proto import example_gen_pb2
-    from tfx.types import standard_artifacts
-    from tfx.utils import proto_utils
-    plan = source_plan.plan(data, str(work / "data"))
-    component = example_gen.create(source_plan.write_plan(plan, str(work / "data")))
-    examples = standard_artifacts.Examples()
-    examples.uri = str(work / "examples")
-    props = {key: value if isinstance(value, (str, int)) else proto_utils.proto_to_json(value)
-             for key, value in component.exec_properties.items() if value is not None}
-    props["output_file_format"] = example_gen_pb2.FORMAT_TFRECORDS_GZIP
-    props["output_data_format"] = example_gen_pb2.FORMAT_TF_EXAMPLE
-    beam_dependencies.skip_staging_for_direct_runner()
-    executor = example_gen.Executor(example_gen.Executor.Context(beam_pipeline_args=list(beam_args),
-                                                                 tmp_dir=str(work)))
-    executor.Do({}, {"examples": [examples]}, props)
-    return examples
-
-
-@pytest.mark.slow
-def test_example_gen_reads_image_folders_and_tfds_through_the_portable_runner_as_through_the_direct_runner(
-        tmp_path, caplog, worker_python, no_tfx_package):
-    """The other sources' DoFns (the data stages above read the embedded TFRecords): an image folder
-    of awkward files (fileio matching, the per-file check, skips) for pre-training and a prepared
-    TFDS data set for the probe, in one ExampleGen run."""
-    photos, tfds_dir = tmp_path / "photos", str(tmp_path / "tfds")
-    data_factory.write_awkward_folder(str(photos), with_huge=False)
-    data_factory.prepare_tfds("cifar10", tfds_dir)
-    data = DataConfig(pretrain_images=str(photos), probe_dataset="cifar10", tfds_data_dir=tfds_dir)
-    runs = {"direct": run_example_gen(data, tmp_path / "direct", PipelineConfig().beam_pipeline_args)}
-    with caplog.at_level(logging.INFO, logger="apache_beam"):
-        runs["portable"] = run_example_gen(data, tmp_path / "portable", PORTABLE)
-        assert beam_log_count(caplog, JOB_DONE) == 1 and beam_log_count(caplog, WORKER_STARTED) >= 1
-
-    examples = {name: examples_per_split(artifact) for name, artifact in runs.items()}
-    assert all(examples["direct"].values())  # every split has examples
-    assert examples["portable"] == examples["direct"]
-    for prop in ("example_counts", "skipped_by_reason"):
-        values = {name: json.loads(artifact.get_string_custom_property(prop)) for name, artifact in runs.items()}
-        assert values["portable"] == values["direct"], prop
-    reports = {name: sorted(read(artifact.get_string_custom_property("skipped_report")).splitlines())
-               for name, artifact in runs.items()}
-    assert reports["direct"]  # the awkward folder's unusable files, each named
-    assert reports["portable"] == reports["direct"]
