@@ -18,12 +18,13 @@ def test_textures_are_balanced_seeded_and_class_dependent():
 
 
 def test_tiny_study_runs_and_reports_every_number(capsys):
-    summary = study.main(["--tiny", "--datasets", "textures", "digits", "--seeds", "0"])
-    assert set(summary) == {"textures", "digits"}
+    # One data set: the harness runs each the same way (textures' own generator: the test above).
+    summary = study.main(["--tiny", "--datasets", "digits", "--seeds", "0"])
+    assert set(summary) == {"digits"}
     for entry in summary.values():
         for key in ("select_accuracy", "eval_accuracy", "random_init_eval", "gain", "images_per_second"):
             assert np.isfinite(entry[key])
         assert 0.0 <= entry["eval_accuracy"] <= 1.0 and entry["images_per_second"] > 0
         assert abs(entry["gain"] - (entry["eval_accuracy"] - entry["random_init_eval"])) < 1e-3
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and '"table"' in lines[-1]
+    assert len(lines) == 2 and '"table"' in lines[-1]  # a line per data set, then the table
