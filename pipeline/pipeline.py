@@ -45,8 +45,8 @@ _ZERO_REGRESSION = 1e-10
 def eval_config(settings: EvalConfig) -> tfma.EvalConfig:
     """Accuracy on the eval split: above the floor, and no worse than the last blessed model."""
     return tfma.EvalConfig(
-        # The signature alone: TFMA then loads the SavedModel once, not also as a Keras model (the
-        # probe's compiled metrics are none, so the metrics are the same).
+        # Told the type, TFMA loads the SavedModel once and calls this signature; left to find out,
+        # it loads the model as Keras too. The served model is saved uncompiled: Keras adds no metric.
         model_specs=[tfma.ModelSpec(signature_name="serving_default", model_type=tfma.TF_GENERIC,
                                     label_key=LABEL_KEY, prediction_key=PREDICTION_KEY)],
         slicing_specs=[tfma.SlicingSpec()],
