@@ -40,6 +40,7 @@ import pytest
 
 from simsiam_tfx import contract
 from simsiam_tfx.components import source_plan
+from simsiam_tfx.components.example_gen import SKIPPED_REPORT
 from simsiam_tfx.components.model_record import PUSH_RECORD, pushed_versions
 from simsiam_tfx.config import DataConfig, PipelineConfig
 from simsiam_tfx.features import SPLITS
@@ -143,7 +144,7 @@ def example_gen_wrote_every_split(run, target: str, skipped: int = 0):
     launcher chose, described them in its ExecutorOutput and echoed the artifact's name there."""
     import tensorflow as tf
     examples, counts = run.artifact(contract.EXAMPLE_GEN, "examples"), example_counts(run)
-    assert sorted(os.listdir(examples["uri"])) == sorted([f"Split-{s}" for s in SPLITS] + ["skipped_files.jsonl"])
+    assert sorted(os.listdir(examples["uri"])) == sorted([f"Split-{s}" for s in SPLITS] + [SKIPPED_REPORT])
     for split in SPLITS:
         files = glob.glob(os.path.join(examples["uri"], f"Split-{split}", "*.gz"))
         records = sum(1 for path in files for _ in tf.data.TFRecordDataset(path, compression_type="GZIP"))
@@ -305,7 +306,7 @@ def test_vertex_typed_inputs_driver_hook_and_cache_on_an_unlabelled_folder_and_a
     examples = first.artifact(contract.EXAMPLE_GEN, "examples")
     description = examples["metadata"][contract.DATA_DESCRIPTION]
     assert "pre-train on images in" in description and "cifar10" in description
-    with open(os.path.join(examples["uri"], "skipped_files.jsonl")) as f:
+    with open(os.path.join(examples["uri"], SKIPPED_REPORT)) as f:
         [row] = [json.loads(line) for line in f]
     assert row["item"].endswith("broken.jpg") and row["reason"].startswith("truncated or corrupt")
     assert "ExampleGen (driver)" in first.logs  # the preCacheCheck hook ran before the cache lookup
